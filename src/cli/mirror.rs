@@ -1,0 +1,91 @@
+//! `jam mirror`: runs the worker until stopped, or for one cycle with `--once`.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{Overrides, parse_duration},
+    error::exit,
+    mirror::Mirror,
+    store::Store,
+};
+
+/// Arguments of `jam mirror`.
+#[derive(Debug, clap::Args)]
+pub struct MirrorArgs {
+    /// Run one full cycle, wait for every transfer, and exit (non-zero if any build failed): for cron and CI.
+    #[arg(long)]
+    pub once: bool,
+    /// Jenkins base URL of a single controller [env: JENKINS_URL]
+    #[arg(long, value_name = "URL")]
+    pub jenkins: Option<String>,
+    /// Jenkins user [env: JENKINS_USER]; the API token comes from JENKINS_API_TOKEN or token_file, never a flag
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Time between poll cycles, e.g. 60s [config: mirror.poll_interval]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub poll_interval: Option<Duration>,
+}
+
+/// Runs `jam mirror`.
+pub fn run(args: MirrorArgs, mut flags: Overrides) -> crate::Result<u8> {
+    flags.jenkins_url = args.jenkins;
+    flags.jenkins_user = args.user;
+    flags.poll_interval = args.poll_interval;
+    let cfg = super::load(&flags)?;
+    let store = Store::open(&cfg.store)?;
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let mirror = Mirror::new(&cfg, store.clone())?;
+        let shutdown = CancellationToken::new();
+        let abort = mirror.abort_token();
+        tokio::spawn(signals(shutdown.clone(), abort));
+        tracing::info!(
+            store = %store.describe(),
+            controllers = cfg.jenkins.len(),
+            once = args.once,
+            "jam mirror starting"
+        );
+        let summary = mirror.run(args.once, shutdown).await;
+        tracing::info!(
+            mirrored = summary.mirrored,
+            failed_attempts = summary.failed_attempts,
+            given_up = summary.given_up,
+            missed = summary.missed,
+            "jam mirror stopped"
+        );
+        Ok(if args.once && !summary.ok() {
+            exit::FAILURE
+        } else {
+            exit::OK
+        })
+    })
+}
+
+/// First SIGTERM or Ctrl-C: stop starting work and let in-flight transfers finish within the grace period.
+/// A second one aborts them at once.
+async fn signals(shutdown: CancellationToken, abort: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            return;
+        }
+    };
+    for n in 0..2 {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if n == 0 {
+            tracing::info!(
+                "signal received: finishing in-flight transfers (send again to abort them)"
+            );
+            shutdown.cancel();
+        } else {
+            tracing::warn!("second signal: aborting in-flight transfers");
+            abort.cancel();
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The `jam` command line: argument definitions, logging and runtime setup, and the mapping from errors to
+//! exit codes. Each subcommand lives in its own module with its `Args` and `run`.
+
+mod mirror;
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::{
+    config::{Config, Env, LogFormat, Overrides},
+    error::{Error, exit},
+};
+
+const AFTER_HELP: &str = "\
+Configuration: a TOML file (--config, else JAM_CONFIG, else ./jam.toml if present), then the environment, then
+flags; later wins. Environment: JAM_STORE, JENKINS_URL, JENKINS_USER, JENKINS_API_TOKEN, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, JAM_LOG, JAM_LOG_FORMAT, RUST_LOG.
+
+Exit codes: 0 success; 1 failure; 2 usage or configuration error; 3 job, build or artifact not found;
+4 integrity failure (checksum or size mismatch).";
+
+/// jam, the Jenkins Artifact Mirror: streams Jenkins build artifacts into S3-compatible storage (or a
+/// local directory), verified end to end, and fetches them back.
+#[derive(Debug, Parser)]
+#[command(name = "jam", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Config file [default: ./jam.toml if present; env: JAM_CONFIG]
+    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Store URL: s3://bucket[/prefix], file:///abs/path, a directory, or memory:// [default: ./jam-mirror;
+    /// env: JAM_STORE]
+    #[arg(long, global = true, value_name = "URL")]
+    pub store: Option<String>,
+    /// Log level or filter, e.g. info, debug, jam=trace (RUST_LOG wins) [env: JAM_LOG]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Log format [env: JAM_LOG_FORMAT]
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// jam's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Poll Jenkins and mirror finished builds into the store.
+    Mirror(mirror::MirrorArgs),
+    /// Get artifacts of a job's latest (or a chosen) build.
+    Fetch(NotYet),
+    /// List mirrored jobs, a job's builds, or a build's artifacts.
+    Ls(NotYet),
+    /// Audit the mirror: manifests, objects, checksums, pointers.
+    Verify(NotYet),
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Arguments of a command that is not implemented yet.
+#[derive(Debug, clap::Args)]
+pub struct NotYet {
+    /// Arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+impl Cli {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            store: self.store.clone(),
+            log_level: self.log_level.clone(),
+            log_format: self.log_format,
+            ..Default::default()
+        }
+    }
+}
+
+/// Loads the configuration with the process environment and sets up logging.
+fn load(flags: &Overrides) -> crate::Result<Config> {
+    let cfg = Config::load(flags, &Env::process())?;
+    crate::telemetry::init(&cfg.log.level, cfg.log.format).map_err(Error::Usage)?;
+    Ok(cfg)
+}
+
+/// The binary's entry point: parses arguments, runs the command, prints errors, returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e}");
+            e.exit_code()
+        }
+    };
+    ExitCode::from(code)
+}
+
+/// Runs a parsed command line; returns the exit code on success paths that still report failure.
+pub fn run(cli: Cli) -> crate::Result<u8> {
+    let flags = cli.overrides();
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "jam", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Mirror(args) => mirror::run(args, flags),
+        Command::Fetch(_) | Command::Ls(_) | Command::Verify(_) => Err(Error::Other(
+            "this command is not implemented yet in this build of jam".into(),
+        )),
+    }
+}
+
+/// A multi-threaded runtime for commands that need one.
+fn runtime() -> crate::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
+}

@@ -1,0 +1,634 @@
+//! The Jenkins API client jam uses: `tree=` queries, preemptive Basic auth with an API token, bounded
+//! concurrency, retries with backoff and jitter, and artifact downloads as byte streams.
+//!
+//! Every URL is built from the configured base URL and the job's item names (never from the `url` fields
+//! Jenkins returns, which come from its configured root URL and may name a host jam cannot reach). Change
+//! detection costs one request per poll for the whole controller ([`JenkinsClient::poll`]); per-job and
+//! per-build queries happen only for jobs that changed.
+//!
+//! Errors are classified so the caller can act: a 401 means the token is wrong or revoked and is never
+//! retried; 403/404 name the URL; 5xx, 429 and connection errors are retried with exponential backoff and
+//! full jitter, honouring `Retry-After`. Error bodies are HTML and are never parsed as JSON.
+
+pub mod model;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use reqwest::{StatusCode, header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+use crate::{config::JenkinsConfig, layout::JobPath};
+use model::*;
+
+/// An error talking to a Jenkins controller. Messages name the controller URL and what to do; they never
+/// contain the token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JenkinsError {
+    /// 401: the credentials were refused.
+    #[error(
+        "Jenkins at {url} refused the credentials of user '{user}' (401): the API token is wrong, expired or revoked; \
+         create a new token (user menu > Security > API Token) and update the token file or JENKINS_API_TOKEN"
+    )]
+    Unauthorized {
+        /// Controller base URL.
+        url: String,
+        /// User name.
+        user: String,
+    },
+    /// 403: authenticated but not allowed.
+    #[error(
+        "Jenkins denied access to {url} (403, authenticated as '{who}'): grant the user Overall/Read and Job/Read"
+    )]
+    Forbidden {
+        /// The URL.
+        url: String,
+        /// `X-You-Are-Authenticated-As`.
+        who: String,
+    },
+    /// 404: no such job, build or artifact (or not visible to the user).
+    #[error(
+        "not found on Jenkins: {url} (404; the job, build or artifact does not exist or the user cannot see it)"
+    )]
+    NotFound {
+        /// The URL.
+        url: String,
+    },
+    /// Any other HTTP status, after retries where they apply.
+    #[error("Jenkins answered {status} for {url}{}", retried(*.attempts))]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The connection failed or timed out, after retries.
+    #[error("cannot reach Jenkins at {url}{}: {message}", retried(*.attempts))]
+    Transport {
+        /// The URL.
+        url: String,
+        /// What happened (reqwest's description, without the token).
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The response was not the JSON jam asked for.
+    #[error("unexpected answer from {url}: {message}")]
+    BadResponse {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The client could not be built (bad CA bundle, …).
+    #[error("Jenkins client for {url}: {message}")]
+    Setup {
+        /// Controller base URL.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn retried(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+impl JenkinsError {
+    /// Whether the thing asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, JenkinsError::NotFound { .. })
+    }
+
+    /// Whether the error is about the credentials (and retrying will not help).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, JenkinsError::Unauthorized { .. })
+    }
+}
+
+/// Counters of requests sent, by outcome (read by metrics and tests).
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    /// Requests sent (each attempt counts).
+    pub sent: AtomicU64,
+    /// Attempts that were retried.
+    pub retries: AtomicU64,
+}
+
+/// A client for one controller.
+#[derive(Clone)]
+pub struct JenkinsClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    base: Url,
+    user: String,
+    token: SecretString,
+    http: reqwest::Client,
+    api_timeout: Duration,
+    retries: u32,
+    /// Bounds requests in flight to this controller; a download holds its permit until its body is read.
+    limit: Arc<Semaphore>,
+    stats: RequestStats,
+    /// Backoff bounds: first delay and cap.
+    backoff: (Duration, Duration),
+}
+
+impl std::fmt::Debug for JenkinsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JenkinsClient")
+            .field("name", &self.inner.name)
+            .field("url", &self.inner.base.as_str())
+            .field("user", &self.inner.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A streaming artifact download.
+pub struct Download {
+    /// `Content-Length`, when Jenkins (or the redirect target) sent one.
+    pub content_length: Option<u64>,
+    /// The final URL (after redirects), for messages; query strings (presigned signatures) are removed.
+    pub url: String,
+    /// The body; ends with an error if the connection breaks or Jenkins sends fewer bytes than promised.
+    pub body: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, JenkinsError>> + Send>>,
+}
+
+/// Removes credentials and query strings (presigned signatures) from a URL for messages.
+pub fn redact_url(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    if u.query().is_some() {
+        u.set_query(Some("…"));
+    }
+    u.to_string()
+}
+
+impl JenkinsClient {
+    /// Builds a client for a configured controller.
+    pub fn new(cfg: &JenkinsConfig) -> Result<JenkinsClient, JenkinsError> {
+        let setup = |message: String| JenkinsError::Setup {
+            url: cfg.url.to_string(),
+            message,
+        };
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("jam/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(cfg.connect_timeout)
+            .read_timeout(cfg.read_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .gzip(true);
+        if let Some(ca) = &cfg.ca_bundle {
+            let pem = std::fs::read(ca)
+                .map_err(|e| setup(format!("cannot read ca_bundle '{}': {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                setup(format!(
+                    "ca_bundle '{}' is not a PEM bundle: {e}",
+                    ca.display()
+                ))
+            })?;
+            b = b.tls_certs_merge(certs);
+        }
+        if crate::config::is_loopback(&cfg.url) {
+            // Never route loopback traffic through a proxy from the environment.
+            b = b.no_proxy();
+        } else if cfg.url.scheme() == "http" {
+            tracing::warn!(
+                controller = %cfg.name,
+                url = %cfg.url,
+                "sending the API token in clear text over plain HTTP (allow_insecure_http is set)"
+            );
+        }
+        let http = b.build().map_err(|e| setup(e.to_string()))?;
+        Ok(JenkinsClient {
+            inner: Arc::new(Inner {
+                name: cfg.name.clone(),
+                base: cfg.url.clone(),
+                user: cfg.user.clone(),
+                token: cfg.token.clone(),
+                http,
+                api_timeout: cfg.api_timeout,
+                retries: cfg.retries.max(1),
+                limit: Arc::new(Semaphore::new(cfg.max_requests)),
+                stats: RequestStats::default(),
+                backoff: (Duration::from_millis(500), Duration::from_secs(60)),
+            }),
+        })
+    }
+
+    /// Shortens retry delays (tests).
+    pub fn with_backoff(mut self, first: Duration, cap: Duration) -> JenkinsClient {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.backoff = (first, cap);
+        }
+        self
+    }
+
+    /// The source name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// Request counters.
+    pub fn stats(&self) -> &RequestStats {
+        &self.inner.stats
+    }
+
+    /// The URL of a job: `<base>job/<seg>/…/`.
+    pub fn job_url(&self, job: &JobPath) -> Url {
+        self.join(&job.url_path())
+    }
+
+    /// The URL of a build (a number or a permalink name): `<job url><N>/`.
+    pub fn build_url(&self, job: &JobPath, build: &str) -> Url {
+        self.join(&format!("{}{}/", job.url_path(), build))
+    }
+
+    /// The download URL of an artifact, each path segment encoded as Jenkins does.
+    pub fn artifact_url(&self, job: &JobPath, build: &str, relative_path: &str) -> Url {
+        let enc: Vec<String> = relative_path
+            .split('/')
+            .map(crate::layout::raw_encode)
+            .collect();
+        self.join(&format!(
+            "{}{}/artifact/{}",
+            job.url_path(),
+            build,
+            enc.join("/")
+        ))
+    }
+
+    fn join(&self, rel: &str) -> Url {
+        // The base ends with '/', and `rel` holds only encoded segments, so this cannot escape the base.
+        self.inner
+            .base
+            .join(rel)
+            .expect("encoded relative URL joins")
+    }
+
+    fn api_url(&self, rel: &str, tree: &str) -> Url {
+        let mut u = self.join(&format!("{rel}api/json"));
+        u.query_pairs_mut().append_pair("tree", tree);
+        u
+    }
+
+    /// One change-detection request: every job's newest and newest-finished build numbers, recursing
+    /// through folders `depth` levels.
+    pub async fn poll(&self, depth: usize) -> Result<PollResult, JenkinsError> {
+        let root: PollRoot = self.get_json(self.api_url("", &poll_tree(depth))).await?;
+        Ok(root.flatten())
+    }
+
+    /// A job's newest (up to 100) builds and its oldest retained build.
+    pub async fn job_builds(&self, job: &JobPath) -> Result<JobBuilds, JenkinsError> {
+        self.get_json(self.api_url(&job.url_path(), JOB_BUILDS_TREE))
+            .await
+    }
+
+    /// A page of a job's older builds from `allBuilds` (index `from` inclusive to `to` exclusive).
+    pub async fn older_builds(
+        &self,
+        job: &JobPath,
+        from: usize,
+        to: usize,
+    ) -> Result<Vec<BuildListEntry>, JenkinsError> {
+        let page: JobBuilds = self
+            .get_json(self.api_url(&job.url_path(), &all_builds_tree(from, to)))
+            .await?;
+        Ok(page.all_builds.unwrap_or_default())
+    }
+
+    /// A build's details: result, times, artifacts, fingerprints, parameters, causes, git data.
+    pub async fn build(&self, job: &JobPath, number: u64) -> Result<BuildDetails, JenkinsError> {
+        self.get_json(self.api_url(&format!("{}{number}/", job.url_path()), BUILD_TREE))
+            .await
+    }
+
+    /// The number a permalink (`lastSuccessfulBuild`, …) names; `None` when it names no build.
+    pub async fn permalink(&self, job: &JobPath, link: &str) -> Result<Option<u64>, JenkinsError> {
+        let url = self.api_url(&format!("{}{link}/", job.url_path()), "number");
+        match self.get_json::<BuildRef>(url).await {
+            Ok(b) => Ok(Some(b.number)),
+            Err(JenkinsError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Who the controller thinks jam is.
+    pub async fn who_am_i(&self) -> Result<WhoAmI, JenkinsError> {
+        self.get_json(self.api_url("whoAmI/", "name,authenticated,anonymous"))
+            .await
+    }
+
+    /// GETs JSON with retries; the body is parsed only for 200 responses with a JSON content type.
+    pub async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, JenkinsError> {
+        let (resp, _permit) = self
+            .send_with_permit(&url, Some(self.inner.api_timeout), None)
+            .await?;
+        let ctype = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let shown = redact_url(&url);
+        if !ctype.contains("json") {
+            return Err(JenkinsError::BadResponse {
+                url: shown,
+                message: format!(
+                    "expected JSON but got '{}' (is the URL a Jenkins controller, or is a login page or proxy in the way?)",
+                    if ctype.is_empty() {
+                        "no content type"
+                    } else {
+                        &ctype
+                    }
+                ),
+            });
+        }
+        let body = resp.bytes().await.map_err(|e| JenkinsError::Transport {
+            url: shown.clone(),
+            message: describe(&e),
+            attempts: 1,
+        })?;
+        serde_json::from_slice(&body).map_err(|e| JenkinsError::BadResponse {
+            url: shown,
+            message: format!("JSON does not have the expected shape: {e}"),
+        })
+    }
+
+    /// Starts an artifact download: follows redirects (without `Authorization` to other hosts), checks the
+    /// status, and returns the body as a stream that fails if it ends short of `Content-Length`. The
+    /// returned stream holds one of the controller's request permits until it is dropped.
+    pub async fn download(&self, url: &Url) -> Result<Download, JenkinsError> {
+        let (resp, permit) = self.send_with_permit(url, None, None).await?;
+        let content_length = resp
+            .content_length()
+            .filter(|_| resp.headers().get(header::CONTENT_ENCODING).is_none());
+        let final_url = redact_url(resp.url());
+        let shown = final_url.clone();
+        let mut received = 0u64;
+        let body = resp.bytes_stream().map(move |r| {
+            let _held: &Option<OwnedSemaphorePermit> = &permit;
+            match r {
+                Ok(b) => {
+                    received += b.len() as u64;
+                    Ok(b)
+                }
+                Err(e) => Err(JenkinsError::Transport {
+                    url: shown.clone(),
+                    message: format!("download broke after {received} bytes: {}", describe(&e)),
+                    attempts: 1,
+                }),
+            }
+        });
+        Ok(Download {
+            content_length,
+            url: final_url,
+            body: Box::pin(body),
+        })
+    }
+
+    /// Sends a GET with retries. The permit bounds concurrency toward the controller; it is released during
+    /// backoff sleeps and taken again for the next attempt.
+    async fn send_with_permit(
+        &self,
+        url: &Url,
+        timeout: Option<Duration>,
+        mut permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<(reqwest::Response, Option<OwnedSemaphorePermit>), JenkinsError> {
+        let inner = &self.inner;
+        let shown = redact_url(url);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if permit.is_none() {
+                permit = Some(
+                    inner
+                        .limit
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("semaphore open"),
+                );
+            }
+            let mut req = inner
+                .http
+                .get(url.clone())
+                .basic_auth(&inner.user, Some(inner.token.expose_secret()));
+            if let Some(t) = timeout {
+                req = req.timeout(t);
+            }
+            inner.stats.sent.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(controller = %inner.name, url = %shown, attempt, "GET");
+            let (retry_after, failure) = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status.is_success() {
+                        return Ok((resp, permit));
+                    }
+                    match status {
+                        StatusCode::UNAUTHORIZED => {
+                            return Err(JenkinsError::Unauthorized {
+                                url: inner.base.to_string(),
+                                user: inner.user.clone(),
+                            });
+                        }
+                        StatusCode::FORBIDDEN => {
+                            let who = resp
+                                .headers()
+                                .get("x-you-are-authenticated-as")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("unknown")
+                                .to_string();
+                            return Err(JenkinsError::Forbidden { url: shown, who });
+                        }
+                        StatusCode::NOT_FOUND | StatusCode::GONE => {
+                            return Err(JenkinsError::NotFound { url: shown });
+                        }
+                        s if s.is_server_error()
+                            || s == StatusCode::TOO_MANY_REQUESTS
+                            || s == StatusCode::REQUEST_TIMEOUT =>
+                        {
+                            let ra = retry_after(resp.headers());
+                            (
+                                ra,
+                                JenkinsError::Status {
+                                    url: shown.clone(),
+                                    status: s.as_u16(),
+                                    attempts: attempt,
+                                },
+                            )
+                        }
+                        s => {
+                            return Err(JenkinsError::Status {
+                                url: shown,
+                                status: s.as_u16(),
+                                attempts: attempt,
+                            });
+                        }
+                    }
+                }
+                Err(e) => (
+                    None,
+                    JenkinsError::Transport {
+                        url: shown.clone(),
+                        message: describe(&e),
+                        attempts: attempt,
+                    },
+                ),
+            };
+            if attempt >= inner.retries {
+                return Err(failure);
+            }
+            let delay = backoff_delay(attempt, inner.backoff.0, inner.backoff.1, retry_after);
+            inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                controller = %inner.name,
+                url = %shown,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                error = %failure,
+                "Jenkins request failed; retrying"
+            );
+            permit = None; // let others use the slot while this request waits
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// The delay before retry number `attempt` (1-based): exponential from `first`, capped at `cap`, with full
+/// jitter; a server's `Retry-After` is honoured as a lower bound (capped at 10 minutes).
+pub fn backoff_delay(
+    attempt: u32,
+    first: Duration,
+    cap: Duration,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let exp = first
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+        .min(cap);
+    let jittered = exp.mul_f64(rand::random_range(0.5..=1.0));
+    match retry_after {
+        Some(ra) => ra.min(Duration::from_secs(600)).max(jittered),
+        None => jittered,
+    }
+}
+
+/// Parses `Retry-After` (seconds or an HTTP date).
+pub fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate_parse(v)?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+fn httpdate_parse(v: &str) -> Option<std::time::SystemTime> {
+    let fmt = time::format_description::parse_borrowed::<2>(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
+    )
+    .ok()?;
+    let t = time::PrimitiveDateTime::parse(v, &fmt).ok()?.assume_utc();
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(t.unix_timestamp()).ok()?))
+}
+
+/// Describes a reqwest error without its URL's query or credentials.
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "body error"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else {
+        "request failed"
+    };
+    let mut msg = kind.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_respects_retry_after() {
+        let first = Duration::from_millis(100);
+        let cap = Duration::from_secs(2);
+        for attempt in 1..8 {
+            let d = backoff_delay(attempt, first, cap, None);
+            let exp = (first * (1 << (attempt - 1))).min(cap);
+            assert!(
+                d <= exp && d >= exp / 2,
+                "attempt {attempt}: {d:?} vs {exp:?}"
+            );
+        }
+        let ds: std::collections::BTreeSet<_> = (0..20)
+            .map(|_| backoff_delay(5, first, cap, None))
+            .collect();
+        assert!(ds.len() > 1, "no jitter");
+        assert_eq!(
+            backoff_delay(1, first, cap, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = header::HeaderMap::new();
+        h.insert(header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn redaction_drops_query_and_userinfo() {
+        let u = Url::parse("https://u:secret@s3.example/b/k?X-Amz-Signature=abc").unwrap();
+        let r = redact_url(&u);
+        assert!(!r.contains("secret") && !r.contains("abc"), "{r}");
+    }
+}

@@ -1,0 +1,25 @@
+//! jam, the Jenkins Artifact Mirror.
+//!
+//! jam polls Jenkins controllers through their JSON API and streams the artifacts of finished builds into
+//! S3-compatible object storage (or a local directory), hashing every byte on the way. The store is the
+//! single source of truth: a build counts as mirrored once its `manifest.json` exists, and the manifest is
+//! written only after every artifact it lists has been stored and verified.
+//!
+//! Modules, one concern each: [`config`] (file, environment, flags), [`store`] (store URLs and conditional
+//! writes), [`layout`] (the key scheme, a public contract), [`manifest`] (the JSON documents beside the
+//! bytes), [`jenkins`] (the API client), [`transfer`] (one artifact, Jenkins → hashes → store), [`mirror`]
+//! (the worker), [`telemetry`] (logs), and [`cli`] (the `jam` command line). The binary is a thin shell
+//! over [`cli::run`].
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod jenkins;
+pub mod layout;
+pub mod manifest;
+pub mod mirror;
+pub mod store;
+pub mod telemetry;
+pub mod transfer;
+
+pub use error::{Error, Result};

@@ -1,0 +1,449 @@
+//! The object store behind the mirror: store URLs, backends, and the few operations jam builds on.
+//!
+//! [`Store::open`] turns a store URL (`s3://bucket/prefix`, `file:///abs/path`, a plain relative path, or
+//! `memory://`) into an `object_store` backend. Every key jam uses is relative to the URL's prefix. Beyond
+//! plain reads and writes, the mirror needs two conditional writes: *create* (a build's manifest is its
+//! commit marker, written at most once) and *compare-and-swap update* (pointers only move forward).
+//! S3 does both natively (`If-None-Match`/`If-Match`); `object_store`'s local file system has no
+//! conditional update, so [`Store::update`] serialises updates inside this process there (a local directory
+//! has a single writer).
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::{
+    ClientOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig, UpdateVersion,
+    aws::{AmazonS3Builder, S3ConditionalPut},
+    local::LocalFileSystem,
+    memory::InMemory,
+    path::Path,
+    prefix::PrefixStore,
+};
+use secrecy::ExposeSecret;
+
+use crate::config::StoreConfig;
+
+/// An error from the store, naming the operation and the key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store URL or its settings are unusable.
+    #[error("store '{url}': {message}")]
+    Config {
+        /// The URL as given.
+        url: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A key jam built is not a valid object path.
+    #[error("invalid store key '{key}': {message}")]
+    BadKey {
+        /// The key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// An operation on the store failed.
+    #[error("store {op} '{key}' failed: {source}")]
+    Op {
+        /// The operation (`get`, `put`, `list`, …).
+        op: &'static str,
+        /// The key, relative to the store root.
+        key: String,
+        /// The backend's error.
+        source: object_store::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether the error means the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Op {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
+    }
+
+    fn op<'a>(
+        op: &'static str,
+        key: &'a Path,
+    ) -> impl FnOnce(object_store::Error) -> StoreError + 'a {
+        move |source| StoreError::Op {
+            op,
+            key: key.to_string(),
+            source,
+        }
+    }
+}
+
+/// Which kind of backend a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// S3 or an S3-compatible server.
+    S3,
+    /// A local directory.
+    Local,
+    /// Process memory (tests).
+    Memory,
+}
+
+/// The mirror's object store: a backend, a description for messages, and the conditional-write helpers.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    backend: Backend,
+    describe: String,
+    /// Serialises [`Store::update`] on backends without a native conditional update.
+    update_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("store", &self.describe)
+            .finish()
+    }
+}
+
+/// The outcome of a conditional create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The object was written.
+    Created,
+    /// An object was already there; nothing was written.
+    Existed,
+}
+
+impl Store {
+    /// Opens the store a configuration names. A local directory is created if missing.
+    pub fn open(cfg: &StoreConfig) -> Result<Store, StoreError> {
+        let url = cfg.url.trim();
+        let bad = |message: String| StoreError::Config {
+            url: url.to_string(),
+            message,
+        };
+        if let Some(rest) = url
+            .strip_prefix("s3://")
+            .or_else(|| url.strip_prefix("s3a://"))
+        {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad(
+                    "no bucket; write s3://BUCKET or s3://BUCKET/PREFIX".into()
+                ));
+            }
+            let s3 = build_s3(cfg, bucket).map_err(|e| bad(e.to_string()))?;
+            return Store::with_prefix(Arc::new(s3), Backend::S3, prefix, url.to_string())
+                .map_err(|e| bad(e.to_string()));
+        }
+        if url == "memory://" || url == "memory:///" {
+            return Ok(Store::new(
+                Arc::new(InMemory::new()),
+                Backend::Memory,
+                "memory://".into(),
+            ));
+        }
+        let dir = if let Some(rest) = url.strip_prefix("file://") {
+            if !rest.starts_with('/') {
+                return Err(bad("file URLs must be absolute (file:///abs/path); for a relative directory give the path alone".into()));
+            }
+            PathBuf::from(crate::layout::percent_decode(rest).unwrap_or_else(|| rest.to_string()))
+        } else if url.contains("://") {
+            let scheme = url.split("://").next().unwrap_or_default();
+            return Err(bad(format!(
+                "unknown scheme '{scheme}://'; use s3://bucket[/prefix], file:///abs/path, a directory path, or memory://"
+            )));
+        } else {
+            PathBuf::from(url)
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| bad(format!("cannot create directory '{}': {e}", dir.display())))?;
+        let local = LocalFileSystem::new_with_prefix(&dir)
+            .map_err(|e| bad(e.to_string()))?
+            .with_automatic_cleanup(true);
+        Ok(Store::new(
+            Arc::new(local),
+            Backend::Local,
+            dir.display().to_string(),
+        ))
+    }
+
+    /// Wraps an existing backend (tests use `InMemory`).
+    pub fn new(inner: Arc<dyn ObjectStore>, backend: Backend, describe: String) -> Store {
+        Store {
+            inner,
+            backend,
+            describe,
+            update_lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    fn with_prefix(
+        inner: Arc<dyn ObjectStore>,
+        backend: Backend,
+        prefix: &str,
+        describe: String,
+    ) -> Result<Store, object_store::path::Error> {
+        let prefix = prefix.trim_matches('/');
+        if prefix.is_empty() {
+            return Ok(Store::new(inner, backend, describe));
+        }
+        let p = Path::parse(prefix)?;
+        Ok(Store::new(
+            Arc::new(PrefixStore::new(inner, p)),
+            backend,
+            describe,
+        ))
+    }
+
+    /// The backend, for code that must know (e.g. tests and `jam doctor`).
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The raw `object_store` backend, rooted at the store's prefix.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    /// The store as given, for messages (carries no credentials).
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    /// Parses a key relative to the store root.
+    pub fn path(key: &str) -> Result<Path, StoreError> {
+        Path::parse(key).map_err(|e| StoreError::BadKey {
+            key: key.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads a whole (small) object; `None` if it does not exist.
+    pub async fn get(&self, key: &Path) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
+        match self.inner.get(key).await {
+            Ok(r) => {
+                let meta = r.meta.clone();
+                let bytes = r.bytes().await.map_err(StoreError::op("get", key))?;
+                Ok(Some((bytes, meta)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::op("get", key)(e)),
+        }
+    }
+
+    /// Object metadata; `None` if it does not exist.
+    pub async fn head(&self, key: &Path) -> Result<Option<ObjectMeta>, StoreError> {
+        match self.inner.head(key).await {
+            Ok(m) => Ok(Some(m)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::op("head", key)(e)),
+        }
+    }
+
+    /// Writes an object, replacing any previous one.
+    pub async fn put(&self, key: &Path, bytes: Bytes) -> Result<(), StoreError> {
+        self.inner
+            .put(key, PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(StoreError::op("put", key))
+    }
+
+    /// Writes an object only if none exists at that key (the commit marker's write).
+    pub async fn create(&self, key: &Path, bytes: Bytes) -> Result<Created, StoreError> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .inner
+            .put_opts(key, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(Created::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::Existed),
+            Err(e) => Err(StoreError::op("create", key)(e)),
+        }
+    }
+
+    /// Read-modify-write with compare-and-swap: `f` sees the current bytes (or `None`) and returns the new
+    /// bytes, or `None` to leave the object as it is. Retries when another writer got there first.
+    /// Returns whether anything was written.
+    pub async fn update<F>(&self, key: &Path, mut f: F) -> Result<bool, StoreError>
+    where
+        F: FnMut(Option<&[u8]>) -> Option<Bytes>,
+    {
+        if self.backend == Backend::Local {
+            let _guard = self.update_lock.lock().await;
+            let current = self.get(key).await?;
+            return match f(current.as_ref().map(|(b, _)| b.as_ref())) {
+                Some(new) => self.put(key, new).await.map(|_| true),
+                None => Ok(false),
+            };
+        }
+        for _ in 0..64 {
+            let current = self.get(key).await?;
+            let Some(new) = f(current.as_ref().map(|(b, _)| b.as_ref())) else {
+                return Ok(false);
+            };
+            let mode = match &current {
+                None => PutMode::Create,
+                Some((_, meta)) => PutMode::Update(UpdateVersion {
+                    e_tag: meta.e_tag.clone(),
+                    version: meta.version.clone(),
+                }),
+            };
+            let opts = PutOptions {
+                mode,
+                ..Default::default()
+            };
+            match self.inner.put_opts(key, PutPayload::from(new), opts).await {
+                Ok(_) => return Ok(true),
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ) => {
+                    tokio::time::sleep(Duration::from_millis(rand::random_range(5..50))).await;
+                    continue;
+                }
+                Err(e) => return Err(StoreError::op("update", key)(e)),
+            }
+        }
+        Err(StoreError::Op {
+            op: "update",
+            key: key.to_string(),
+            source: object_store::Error::Generic {
+                store: "jam",
+                source: "gave up after 64 conflicting concurrent updates".into(),
+            },
+        })
+    }
+
+    /// Deletes an object; deleting a missing object is not an error.
+    pub async fn delete(&self, key: &Path) -> Result<(), StoreError> {
+        match self.inner.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::op("delete", key)(e)),
+        }
+    }
+
+    /// Lists one level below `prefix`: the objects there and the child prefixes.
+    pub async fn list_dir(
+        &self,
+        prefix: &Path,
+    ) -> Result<(Vec<ObjectMeta>, Vec<Path>), StoreError> {
+        let r = self
+            .inner
+            .list_with_delimiter(Some(prefix))
+            .await
+            .map_err(StoreError::op("list", prefix))?;
+        Ok((r.objects, r.common_prefixes))
+    }
+
+    /// Lists every object below `prefix`, recursively.
+    pub async fn list_all(&self, prefix: &Path) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.inner
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(StoreError::op("list", prefix))
+    }
+}
+
+fn build_s3(cfg: &StoreConfig, bucket: &str) -> object_store::Result<object_store::aws::AmazonS3> {
+    let mut client = ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_timeout(cfg.request_timeout)
+        .with_read_timeout(Duration::from_secs(60))
+        .with_user_agent(object_store::HeaderValue::from_static(concat!(
+            "jam/",
+            env!("CARGO_PKG_VERSION")
+        )));
+    if let Some(ca) = &cfg.ca_bundle {
+        let pem = std::fs::read(ca).map_err(|e| object_store::Error::Generic {
+            store: "S3",
+            source: format!("cannot read ca_bundle '{}': {e}", ca.display()).into(),
+        })?;
+        for cert in object_store::Certificate::from_pem_bundle(&pem)? {
+            client = client.with_root_certificate(cert);
+        }
+    }
+    // from_env reads credentials and the other AWS_* variables; client options must be applied before
+    // allow_http, since with_client_options replaces every client key from the environment.
+    let mut b = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_client_options(client)
+        .with_retry(RetryConfig {
+            max_retries: 10,
+            retry_timeout: Duration::from_secs(180),
+            ..Default::default()
+        })
+        .with_allow_http(cfg.allow_http)
+        .with_virtual_hosted_style_request(cfg.virtual_hosted_style)
+        .with_conditional_put(S3ConditionalPut::ETagMatch)
+        .with_region(cfg.region.clone().unwrap_or_else(|| "us-east-1".into()));
+    if let Some(ep) = &cfg.endpoint {
+        b = b.with_endpoint(ep.clone());
+    }
+    if let Some(k) = &cfg.access_key_id {
+        b = b.with_access_key_id(k.expose_secret());
+    }
+    if let Some(k) = &cfg.secret_access_key {
+        b = b.with_secret_access_key(k.expose_secret());
+    }
+    if let Some(k) = &cfg.session_token {
+        b = b.with_token(k.expose_secret());
+    }
+    b.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str) -> StoreConfig {
+        StoreConfig {
+            url: url.into(),
+            endpoint: None,
+            region: None,
+            allow_http: false,
+            virtual_hosted_style: false,
+            ca_bundle: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn unknown_scheme_is_refused_with_the_choices() {
+        let err = Store::open(&cfg("ftp://host/x")).unwrap_err().to_string();
+        assert!(err.contains("unknown scheme 'ftp://'"), "{err}");
+        assert!(err.contains("s3://bucket"), "{err}");
+        let err = Store::open(&cfg("file://relative/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("absolute"), "{err}");
+        let err = Store::open(&cfg("s3://")).unwrap_err().to_string();
+        assert!(err.contains("no bucket"), "{err}");
+    }
+
+    #[test]
+    fn local_paths_are_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a/b");
+        let s = Store::open(&cfg(target.to_str().unwrap())).unwrap();
+        assert_eq!(s.backend(), Backend::Local);
+        assert!(target.is_dir());
+        let url = format!("file://{}", dir.path().join("c%20d").display());
+        Store::open(&cfg(&url)).unwrap();
+        assert!(dir.path().join("c d").is_dir());
+    }
+}

@@ -1,0 +1,268 @@
+//! One artifact transfer: a byte stream from Jenkins, hashed on the way, into one object.
+//!
+//! There is no temp file and no whole-artifact buffer. An artifact whose `Content-Length` fits in one part
+//! is gathered (as the chunks that arrived, not copied) and written with one PUT; anything larger, or of
+//! unknown length, goes up as a multipart upload whose parts are cut at `part_size`, with at most
+//! `part_uploads` parts in flight. Every transfer first reserves the bytes it may hold from a
+//! [`ByteBudget`] shared by all transfers, so peak memory is set by configuration, not by artifact size or
+//! count. A multipart upload is aborted on any error or cancellation, so none is left orphaned.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use md5::Md5;
+use object_store::{ObjectStoreExt, PutPayload, WriteMultipart, path::Path};
+use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    jenkins::{Download, JenkinsError},
+    store::Store,
+};
+
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// Reading from Jenkins failed.
+    #[error(transparent)]
+    Source(#[from] JenkinsError),
+    /// Writing to the store failed.
+    #[error("store write of '{key}' failed: {source}")]
+    Store {
+        /// The key.
+        key: String,
+        /// The backend's error.
+        source: object_store::Error,
+    },
+    /// Fewer or more bytes arrived than `Content-Length` promised.
+    #[error("{url}: Content-Length was {expected} but {received} bytes arrived")]
+    Length {
+        /// Where from.
+        url: String,
+        /// Promised.
+        expected: u64,
+        /// Received.
+        received: u64,
+    },
+    /// The transfer was cancelled (shutdown).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// A byte budget shared by all transfers, counted in KiB.
+#[derive(Clone, Debug)]
+pub struct ByteBudget {
+    sem: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl ByteBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: u64) -> ByteBudget {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        ByteBudget {
+            sem: Arc::new(Semaphore::new(kib as usize)),
+            total_kib: kib,
+        }
+    }
+
+    /// Waits until `bytes` (capped at the whole budget) can be held; the reservation ends when the permit
+    /// is dropped.
+    pub async fn reserve(&self, bytes: u64) -> OwnedSemaphorePermit {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_kib);
+        self.sem
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .expect("budget semaphore is never closed")
+    }
+
+    /// Bytes reserved right now.
+    pub fn in_use(&self) -> u64 {
+        (self.total_kib as u64 - self.sem.available_permits() as u64) * 1024
+    }
+}
+
+/// How transfers cut and bound their uploads.
+#[derive(Clone, Debug)]
+pub struct TransferLimits {
+    /// Multipart part size; artifacts up to this size go up in one PUT.
+    pub part_size: usize,
+    /// Parts of one artifact uploading at once.
+    pub part_uploads: usize,
+    /// The shared byte budget.
+    pub budget: ByteBudget,
+}
+
+/// What a transfer wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transferred {
+    /// Bytes written.
+    pub size: u64,
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
+    /// MD5, lower-case hex, when asked for.
+    pub md5: Option<String>,
+}
+
+/// SHA-256 and (optionally) MD5 of a byte stream.
+pub struct Hasher {
+    sha: Sha256,
+    md5: Option<Md5>,
+    size: u64,
+}
+
+impl Hasher {
+    /// A hasher; MD5 costs about three times SHA-256, so it runs only when `md5` is set.
+    pub fn new(md5: bool) -> Hasher {
+        Hasher {
+            sha: Sha256::new(),
+            md5: md5.then(Md5::new),
+            size: 0,
+        }
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, b: &[u8]) {
+        self.sha.update(b);
+        if let Some(m) = &mut self.md5 {
+            m.update(b);
+        }
+        self.size += b.len() as u64;
+    }
+
+    /// Bytes seen so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The digests.
+    pub fn finish(self) -> Transferred {
+        Transferred {
+            size: self.size,
+            sha256: hex::encode(self.sha.finalize()),
+            md5: self.md5.map(|m| hex::encode(m.finalize())),
+        }
+    }
+}
+
+/// Streams a download into `key`, hashing every byte. On error or cancellation nothing is left behind but
+/// (for single PUTs) nothing at all, and (for multipart) an aborted upload.
+pub async fn upload(
+    store: &Store,
+    key: &Path,
+    mut download: Download,
+    limits: &TransferLimits,
+    md5: bool,
+    cancel: &CancellationToken,
+    on_bytes: &(dyn Fn(u64) + Send + Sync),
+) -> Result<Transferred, TransferError> {
+    let mut hasher = Hasher::new(md5);
+    let store_err = |source| TransferError::Store {
+        key: key.to_string(),
+        source,
+    };
+    let check_len = |received: u64| match download.content_length {
+        Some(expected) if expected != received => Err(TransferError::Length {
+            url: download.url.clone(),
+            expected,
+            received,
+        }),
+        _ => Ok(()),
+    };
+
+    if let Some(len) = download
+        .content_length
+        .filter(|l| *l <= limits.part_size as u64)
+    {
+        let _held = limits.budget.reserve(len).await;
+        let mut chunks: Vec<Bytes> = Vec::new();
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+                n = download.body.next() => n,
+            };
+            let Some(chunk) = next else { break };
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            on_bytes(chunk.len() as u64);
+            if hasher.size() > len {
+                return Err(TransferError::Length {
+                    url: download.url.clone(),
+                    expected: len,
+                    received: hasher.size(),
+                });
+            }
+            chunks.push(chunk);
+        }
+        check_len(hasher.size())?;
+        let payload: PutPayload = chunks.into_iter().collect();
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+            r = store.object_store().put(key, payload) => { r.map_err(store_err)?; }
+        }
+        return Ok(hasher.finish());
+    }
+
+    let _held = limits
+        .budget
+        .reserve(limits.part_size as u64 * (limits.part_uploads as u64 + 1))
+        .await;
+    let upload = store
+        .object_store()
+        .put_multipart(key)
+        .await
+        .map_err(store_err)?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, limits.part_size);
+    let outcome: Result<(), TransferError> = async {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+                n = download.body.next() => n,
+            };
+            let Some(chunk) = next else { break };
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            on_bytes(chunk.len() as u64);
+            if let Some(expected) = download.content_length.filter(|e| hasher.size() > *e) {
+                return Err(TransferError::Length {
+                    url: download.url.clone(),
+                    expected,
+                    received: hasher.size(),
+                });
+            }
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+                r = writer.wait_for_capacity(limits.part_uploads) => r.map_err(store_err)?,
+            }
+            writer.put(chunk);
+        }
+        check_len(hasher.size())
+    }
+    .await;
+    match outcome {
+        Ok(()) => {
+            // Not cancellable: finish sends the last part and completes (or aborts) the upload, and a
+            // dropped finish would leave the upload orphaned.
+            writer.finish().await.map_err(store_err)?;
+            Ok(hasher.finish())
+        }
+        Err(e) => {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(key = %key, error = %abort, "could not abort multipart upload");
+            }
+            Err(e)
+        }
+    }
+}
