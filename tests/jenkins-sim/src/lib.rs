@@ -1,0 +1,101 @@
+//! A simulated Jenkins controller for jam's tests and benches.
+//!
+//! It serves the read-only remote API the way a real controller does (see
+//! `fixtures/PROVENANCE.md` and the conformance tests): Stapler's key order, `_class`,
+//! `tree`/`depth`, the 100-build cap, permalinks, folders and multibranch name encoding,
+//! Basic auth with API tokens and Jenkins' 401/403/404 answers, and artifact downloads with
+//! ranges, `If-Modified-Since`, HEAD, directory listings, `*zip*`, and the Artifact Manager S3
+//! and Resource Root redirects. Faults can be injected per route.
+//!
+//! Artifact bytes are generated from `(seed, size)` ([`content`]), so multi-GiB artifacts
+//! need no disk and tests can recompute every byte and digest.
+//!
+//! # Using it from a test
+//!
+//! ```no_run
+//! use jenkins_sim::{Sim, Scenario, ItemSpec, BuildSpec, ArtifactSpec, BuildResult, Fault, RouteKind};
+//!
+//! let sim = Sim::start(Scenario::default().with_user("alice", "11aa").with_item(
+//!     ItemSpec::folder("team").with_job(
+//!         ItemSpec::freestyle("app").with_build(
+//!             BuildSpec::finished(1, BuildResult::Success)
+//!                 .with_artifact(ArtifactSpec::generated("dist/app.bin", 10 << 20, 7)),
+//!         ),
+//!     ),
+//! ));
+//! let base = sim.url(); // http://127.0.0.1:PORT/
+//! let n = sim.add_build("team/app", BuildSpec::running(2)).unwrap();
+//! sim.finish_build("team/app", n, BuildResult::Failure).unwrap();
+//! sim.add_fault(Fault::status(503).on(RouteKind::Artifact).times(1)).unwrap();
+//! let expected = sim.artifact("team/app", 1, "dist/app.bin").unwrap().digests();
+//! # let _ = (base, expected);
+//! assert!(sim.requests().is_empty());
+//! ```
+//!
+//! Items are addressed by **full name** (`folder/job`); a branch job is addressed by its
+//! stored, encoded name (`team/app/feature%2Fx`), though the decoded form also resolves
+//! through the multibranch lenient lookup when it has no `/`.
+//!
+//! # Scenario files
+//!
+//! TOML (or JSON with the same shape), all keys optional; see [`Scenario`] and
+//! `scenarios/demo.toml`:
+//!
+//! ```toml
+//! root_url = "https://ci.example.com/"   # url fields; default: the listen address
+//! anonymous_read = false
+//! redirect = "none"                       # none | s3 | resource-root
+//!
+//! [[users]]
+//! name = "alice"
+//! token = "11e4d9f0c2b1a3d5e6f708192a3b4c5d6e"
+//!
+//! [[jobs]]
+//! name = "My Team"
+//! kind = "folder"                         # freestyle | pipeline | folder | multibranch | organization-folder
+//!
+//! [[jobs.jobs]]
+//! name = "app"
+//! kind = "multibranch"
+//!
+//! [[jobs.jobs.jobs]]
+//! name = "feature/x"                      # raw branch name, stored as feature%2Fx
+//!
+//! [[jobs.jobs.jobs.builds]]
+//! number = 7
+//! result = "UNSTABLE"
+//! artifacts = [ { path = "dist/app.tar.gz", size = 1048576, seed = 7 } ]
+//!
+//! [[faults]]
+//! kind = "artifact"                       # any | api | artifact | s3 | resource-root | other
+//! times = 1
+//! action = { type = "status", status = 503 }
+//! ```
+//!
+//! # Running it as a process
+//!
+//! `jenkins-sim --scenario FILE [--port P] [--host H]` prints its URL on stdout once
+//! listening; `POST /_sim/command` with a JSON [`Command`] drives it (see [`sim`]).
+
+pub mod content;
+mod export;
+pub mod faults;
+mod json;
+mod model;
+pub mod names;
+pub mod scenario;
+mod server;
+pub mod sim;
+pub mod tree;
+mod zip;
+
+pub use content::{ArtifactReader, Content, Digests, artifact_bytes, digests, md5_hex, sha256_hex};
+pub use faults::{Fault, FaultAction, RouteKind};
+pub use json::to_jenkins_json;
+pub use model::SimError;
+pub use scenario::{
+    ArtifactSpec, BuildResult, BuildSpec, CauseSpec, CommitSpec, GitSpec, ItemKind, ItemSpec,
+    ParamSpec, RedirectMode, Scenario, ScenarioError, UserSpec,
+};
+pub use server::{Listener, RequestRecord};
+pub use sim::{ArtifactInfo, Command, Sim};

@@ -1,0 +1,754 @@
+//! The control surface: the [`Sim`] handle for Rust tests, the [`Command`] enum it shares with
+//! the HTTP control endpoint (`POST /_sim/command`), and the endpoint itself.
+//!
+//! A [`Sim`] runs its listeners on its own Tokio runtime in a background thread, so it works
+//! the same from `#[test]`, `#[tokio::test]` (any flavour) or a benchmark, and it never starves
+//! when the test thread blocks. Dropping the handle stops the server.
+
+use crate::faults::{Fault, FaultSet};
+use crate::model::{Model, SimError};
+use crate::scenario::{
+    ArtifactSpec, BuildResult, BuildSpec, ItemSpec, RedirectMode, Scenario, UserSpec,
+};
+use crate::server::{RequestRecord, Shared};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// A control operation (the body of `POST /_sim/command`, tagged by `op`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Add a folder or job under `parent` (full name, `""` = root). Answers `{"full_name"}`.
+    AddItem {
+        /// Parent full name.
+        #[serde(default)]
+        parent: String,
+        /// The item (may hold children and builds).
+        item: ItemSpec,
+    },
+    /// Remove an item and everything below it.
+    RemoveItem {
+        /// Full name.
+        path: String,
+    },
+    /// Add a build. Answers `{"number"}`.
+    AddBuild {
+        /// Job full name.
+        job: String,
+        /// The build.
+        build: BuildSpec,
+    },
+    /// Archive more artifacts into an existing build.
+    AddArtifacts {
+        /// Job full name.
+        job: String,
+        /// Build number.
+        number: u64,
+        /// Artifacts.
+        artifacts: Vec<ArtifactSpec>,
+    },
+    /// Finish a running build.
+    FinishBuild {
+        /// Job full name.
+        job: String,
+        /// Build number.
+        number: u64,
+        /// Result.
+        result: BuildResult,
+        /// Duration in ms (default: since the build's timestamp).
+        #[serde(default)]
+        duration_ms: Option<i64>,
+    },
+    /// Set (or clear) the result, e.g. while the build is still running.
+    SetResult {
+        /// Job full name.
+        job: String,
+        /// Build number.
+        number: u64,
+        /// Result.
+        result: Option<BuildResult>,
+    },
+    /// Delete a build (its number becomes a gap).
+    DeleteBuild {
+        /// Job full name.
+        job: String,
+        /// Build number.
+        number: u64,
+    },
+    /// Delete a build's artifacts (build discarder): `artifacts: []`, downloads 404.
+    DiscardArtifacts {
+        /// Job full name.
+        job: String,
+        /// Build number.
+        number: u64,
+    },
+    /// Add a user.
+    AddUser {
+        /// The user.
+        user: UserSpec,
+    },
+    /// Give a user one more valid token.
+    AddToken {
+        /// User id.
+        user: String,
+        /// Token.
+        token: String,
+    },
+    /// Revoke one token.
+    RevokeToken {
+        /// User id.
+        user: String,
+        /// Token.
+        token: String,
+    },
+    /// Revoke all of a user's tokens and issue a new one. Answers `{"token"}`.
+    RotateToken {
+        /// User id.
+        user: String,
+    },
+    /// Grant or remove a user's Overall/Read.
+    SetOverallRead {
+        /// User id.
+        user: String,
+        /// Whether the user may read.
+        enabled: bool,
+    },
+    /// Anonymous Overall/Read on or off.
+    SetAnonymousRead {
+        /// On or off.
+        enabled: bool,
+    },
+    /// Restrict who may read an item (see [`ItemSpec::visible_to`]).
+    SetVisibleTo {
+        /// Item full name.
+        path: String,
+        /// Allowed users; `None` = everyone.
+        users: Option<Vec<String>>,
+    },
+    /// Install a fault. Answers `{"id"}`.
+    AddFault {
+        /// The fault.
+        fault: Fault,
+    },
+    /// Remove one fault.
+    RemoveFault {
+        /// Its id.
+        id: u64,
+    },
+    /// Remove all faults.
+    ClearFaults,
+    /// Answer 503 "Jenkins is getting ready to work" to everything for `ms` milliseconds.
+    SetRestarting {
+        /// Duration.
+        ms: u64,
+    },
+    /// Change the configured root URL (`None`: the listen address).
+    SetRootUrl {
+        /// New root URL.
+        url: Option<String>,
+    },
+    /// Change how artifact downloads are answered.
+    SetRedirectMode {
+        /// Mode.
+        mode: RedirectMode,
+    },
+    /// Forget logged requests.
+    ClearRequests,
+}
+
+/// A running simulated Jenkins controller.
+pub struct Sim {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    s3_addr: SocketAddr,
+    rr_addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim").field("addr", &self.addr).finish()
+    }
+}
+
+impl Sim {
+    /// Starts on `127.0.0.1:0`. Panics if the scenario is inconsistent or binding fails
+    /// (tests want that); use [`Sim::start_on`] to handle errors.
+    pub fn start(scenario: Scenario) -> Sim {
+        Self::start_on("127.0.0.1:0".parse().expect("address"), scenario)
+            .unwrap_or_else(|e| panic!("starting jenkins-sim: {e}"))
+    }
+
+    /// Starts on `addr` (the S3 and resource-root listeners take free ports on the same IP).
+    pub fn start_on(addr: SocketAddr, scenario: Scenario) -> std::io::Result<Sim> {
+        let main = TcpListener::bind(addr)?;
+        let side = SocketAddr::new(addr.ip(), 0);
+        let s3 = TcpListener::bind(side)?;
+        let rr = TcpListener::bind(side)?;
+        for l in [&main, &s3, &rr] {
+            l.set_nonblocking(true)?;
+        }
+        let (addr, s3_addr, rr_addr) = (main.local_addr()?, s3.local_addr()?, rr.local_addr()?);
+        let main_url = format!("http://{addr}/");
+        let model = Model::new(&scenario, main_url.clone())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let mut faults = FaultSet::default();
+        for f in &scenario.faults {
+            faults
+                .add(f.clone())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        }
+        let shared = Arc::new(Shared {
+            model: RwLock::new(model),
+            faults: Mutex::new(faults),
+            log: Mutex::new(Vec::new()),
+            restart_until: Mutex::new(None),
+            main_url,
+            s3_url: format!("http://{s3_addr}/"),
+            rr_url: format!("http://{rr_addr}/"),
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let sh = shared.clone();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("jenkins-sim")
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("jenkins-sim".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let mk = |l: TcpListener| tokio::net::TcpListener::from_std(l);
+                    let (Ok(main), Ok(s3), Ok(rr)) = (mk(main), mk(s3), mk(rr)) else {
+                        return;
+                    };
+                    let m = axum::serve(
+                        main,
+                        axum::Router::new()
+                            .fallback(crate::server::main_handler)
+                            .with_state(sh.clone()),
+                    );
+                    let s = axum::serve(
+                        s3,
+                        axum::Router::new()
+                            .fallback(crate::server::s3_handler)
+                            .with_state(sh.clone()),
+                    );
+                    let r = axum::serve(
+                        rr,
+                        axum::Router::new()
+                            .fallback(crate::server::rr_handler)
+                            .with_state(sh.clone()),
+                    );
+                    tokio::select! {
+                        _ = rx => {}
+                        _ = async { tokio::join!(m, s, r) } => {}
+                    }
+                });
+                rt.shutdown_background();
+            })?;
+        Ok(Sim {
+            shared,
+            addr,
+            s3_addr,
+            rr_addr,
+            stop: Some(tx),
+        })
+    }
+
+    /// Base URL of the controller, with a trailing slash (`http://127.0.0.1:PORT/`).
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Listen address of the controller.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL of the fake S3 listener.
+    pub fn s3_url(&self) -> String {
+        format!("http://{}/", self.s3_addr)
+    }
+
+    /// Base URL of the resource-root listener.
+    pub fn resource_root_url(&self) -> String {
+        format!("http://{}/", self.rr_addr)
+    }
+
+    /// The root URL used in `url` fields (configured, else [`Sim::url`]).
+    pub fn root_url(&self) -> String {
+        self.shared.model.read().unwrap().root().to_string()
+    }
+
+    /// Applies a control command (what `POST /_sim/command` does).
+    pub fn apply(&self, cmd: Command) -> Result<Value, SimError> {
+        apply(&self.shared, cmd)
+    }
+
+    fn ok(&self, cmd: Command) -> Result<(), SimError> {
+        self.apply(cmd).map(|_| ())
+    }
+
+    /// Adds an item under `parent` (full name, `""` for the root); returns its full name.
+    pub fn add_item(&self, parent: &str, item: ItemSpec) -> Result<String, SimError> {
+        let v = self.apply(Command::AddItem {
+            parent: parent.into(),
+            item,
+        })?;
+        Ok(v["full_name"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Adds a folder.
+    pub fn add_folder(&self, parent: &str, name: &str) -> Result<String, SimError> {
+        self.add_item(parent, ItemSpec::folder(name))
+    }
+
+    /// Adds a freestyle job.
+    pub fn add_job(&self, parent: &str, name: &str) -> Result<String, SimError> {
+        self.add_item(parent, ItemSpec::freestyle(name))
+    }
+
+    /// Removes an item.
+    pub fn remove_item(&self, path: &str) -> Result<(), SimError> {
+        self.ok(Command::RemoveItem { path: path.into() })
+    }
+
+    /// Adds a build to `job` (full name); returns its number.
+    pub fn add_build(&self, job: &str, build: BuildSpec) -> Result<u64, SimError> {
+        let v = self.apply(Command::AddBuild {
+            job: job.into(),
+            build,
+        })?;
+        Ok(v["number"].as_u64().unwrap_or_default())
+    }
+
+    /// Archives more artifacts into a build.
+    pub fn add_artifacts(
+        &self,
+        job: &str,
+        number: u64,
+        artifacts: Vec<ArtifactSpec>,
+    ) -> Result<(), SimError> {
+        self.ok(Command::AddArtifacts {
+            job: job.into(),
+            number,
+            artifacts,
+        })
+    }
+
+    /// Finishes a running build with `result` (duration: time since its timestamp).
+    pub fn finish_build(
+        &self,
+        job: &str,
+        number: u64,
+        result: BuildResult,
+    ) -> Result<(), SimError> {
+        self.ok(Command::FinishBuild {
+            job: job.into(),
+            number,
+            result,
+            duration_ms: None,
+        })
+    }
+
+    /// Sets the result of a build (may still be running).
+    pub fn set_result(
+        &self,
+        job: &str,
+        number: u64,
+        result: Option<BuildResult>,
+    ) -> Result<(), SimError> {
+        self.ok(Command::SetResult {
+            job: job.into(),
+            number,
+            result,
+        })
+    }
+
+    /// Deletes a build.
+    pub fn delete_build(&self, job: &str, number: u64) -> Result<(), SimError> {
+        self.ok(Command::DeleteBuild {
+            job: job.into(),
+            number,
+        })
+    }
+
+    /// Discards a build's artifacts.
+    pub fn discard_artifacts(&self, job: &str, number: u64) -> Result<(), SimError> {
+        self.ok(Command::DiscardArtifacts {
+            job: job.into(),
+            number,
+        })
+    }
+
+    /// Adds a user with one token.
+    pub fn add_user(&self, name: &str, token: &str) -> Result<(), SimError> {
+        self.ok(Command::AddUser {
+            user: UserSpec::new(name, token),
+        })
+    }
+
+    /// Adds a valid token to a user.
+    pub fn add_token(&self, user: &str, token: &str) -> Result<(), SimError> {
+        self.ok(Command::AddToken {
+            user: user.into(),
+            token: token.into(),
+        })
+    }
+
+    /// Revokes a token.
+    pub fn revoke_token(&self, user: &str, token: &str) -> Result<(), SimError> {
+        self.ok(Command::RevokeToken {
+            user: user.into(),
+            token: token.into(),
+        })
+    }
+
+    /// Revokes all tokens of `user` and returns a new one (`11` + 32 hex).
+    pub fn rotate_token(&self, user: &str) -> Result<String, SimError> {
+        let v = self.apply(Command::RotateToken { user: user.into() })?;
+        Ok(v["token"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Grants or removes a user's Overall/Read.
+    pub fn set_overall_read(&self, user: &str, enabled: bool) -> Result<(), SimError> {
+        self.ok(Command::SetOverallRead {
+            user: user.into(),
+            enabled,
+        })
+    }
+
+    /// Turns anonymous read on or off.
+    pub fn set_anonymous_read(&self, enabled: bool) {
+        let _ = self.ok(Command::SetAnonymousRead { enabled });
+    }
+
+    /// Restricts who may read an item.
+    pub fn set_visible_to(&self, path: &str, users: Option<Vec<String>>) -> Result<(), SimError> {
+        self.ok(Command::SetVisibleTo {
+            path: path.into(),
+            users,
+        })
+    }
+
+    /// Installs a fault; returns its id.
+    pub fn add_fault(&self, fault: Fault) -> Result<u64, SimError> {
+        let v = self.apply(Command::AddFault { fault })?;
+        Ok(v["id"].as_u64().unwrap_or_default())
+    }
+
+    /// Removes a fault.
+    pub fn remove_fault(&self, id: u64) -> Result<(), SimError> {
+        self.ok(Command::RemoveFault { id })
+    }
+
+    /// Removes all faults.
+    pub fn clear_faults(&self) {
+        let _ = self.ok(Command::ClearFaults);
+    }
+
+    /// Answers 503 to everything for `d`.
+    pub fn set_restarting(&self, d: Duration) {
+        let _ = self.ok(Command::SetRestarting {
+            ms: d.as_millis() as u64,
+        });
+    }
+
+    /// Changes the configured root URL.
+    pub fn set_root_url(&self, url: Option<&str>) {
+        let _ = self.ok(Command::SetRootUrl {
+            url: url.map(str::to_string),
+        });
+    }
+
+    /// Changes the artifact redirect mode.
+    pub fn set_redirect_mode(&self, mode: RedirectMode) {
+        let _ = self.ok(Command::SetRedirectMode { mode });
+    }
+
+    /// Every request logged so far (control requests excluded).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.log.lock().unwrap().clone()
+    }
+
+    /// Number of requests logged so far.
+    pub fn request_count(&self) -> usize {
+        self.shared.log.lock().unwrap().len()
+    }
+
+    /// Forgets logged requests.
+    pub fn clear_requests(&self) {
+        self.shared.log.lock().unwrap().clear();
+    }
+
+    /// Facts about one artifact, to check what a client stored.
+    pub fn artifact(&self, job: &str, number: u64, path: &str) -> Result<ArtifactInfo, SimError> {
+        let m = self.shared.model.read().unwrap();
+        let (ctx, item) = m.find(job)?;
+        let b = item
+            .builds
+            .get(&number)
+            .ok_or_else(|| SimError::NotFound(format!("build {job} #{number}")))?;
+        let a = b
+            .artifacts
+            .iter()
+            .find(|a| a.path == path)
+            .ok_or_else(|| SimError::NotFound(format!("artifact {path} of {job} #{number}")))?;
+        Ok(ArtifactInfo {
+            job: ctx.full_name,
+            number,
+            path: a.path.clone(),
+            content: a.content.clone(),
+            fingerprinted: a.fingerprint,
+            last_modified_ms: a.last_modified,
+        })
+    }
+}
+
+/// What a simulated artifact is, for checking downloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactInfo {
+    /// Job full name.
+    pub job: String,
+    /// Build number.
+    pub number: u64,
+    /// Relative path.
+    pub path: String,
+    /// Its bytes (use [`crate::Content::digests`] for MD5/SHA-256).
+    pub content: crate::content::Content,
+    /// Whether the build recorded its fingerprint.
+    pub fingerprinted: bool,
+    /// mtime, epoch ms (`Last-Modified`).
+    pub last_modified_ms: i64,
+}
+
+impl ArtifactInfo {
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.content.len()
+    }
+
+    /// MD5 and SHA-256 of the content (reads it all; fast for generated content).
+    pub fn digests(&self) -> crate::content::Digests {
+        self.content.digests()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub(crate) fn apply(sh: &Shared, cmd: Command) -> Result<Value, SimError> {
+    match cmd {
+        Command::AddFault { fault } => {
+            let id = sh
+                .faults
+                .lock()
+                .unwrap()
+                .add(fault)
+                .map_err(SimError::Invalid)?;
+            return Ok(json!({ "id": id }));
+        }
+        Command::RemoveFault { id } => {
+            let mut f = sh.faults.lock().unwrap();
+            let before = f.faults.len();
+            f.faults.retain(|x| x.id != id);
+            if f.faults.len() == before {
+                return Err(SimError::NotFound(format!("fault {id}")));
+            }
+            return Ok(json!({}));
+        }
+        Command::ClearFaults => {
+            sh.faults.lock().unwrap().faults.clear();
+            return Ok(json!({}));
+        }
+        Command::SetRestarting { ms } => {
+            *sh.restart_until.lock().unwrap() = Some(Instant::now() + Duration::from_millis(ms));
+            return Ok(json!({}));
+        }
+        Command::ClearRequests => {
+            sh.log.lock().unwrap().clear();
+            return Ok(json!({}));
+        }
+        _ => {}
+    }
+    let mut m = sh.model.write().unwrap();
+    let out = match cmd {
+        Command::AddItem { parent, item } => json!({ "full_name": m.add_item(&parent, item)? }),
+        Command::RemoveItem { path } => {
+            m.remove_item(&path)?;
+            json!({})
+        }
+        Command::AddBuild { job, build } => json!({ "number": m.add_build(&job, build)? }),
+        Command::AddArtifacts {
+            job,
+            number,
+            artifacts,
+        } => {
+            m.add_artifacts(&job, number, artifacts)?;
+            json!({})
+        }
+        Command::FinishBuild {
+            job,
+            number,
+            result,
+            duration_ms,
+        } => {
+            m.finish_build(&job, number, result, duration_ms)?;
+            json!({})
+        }
+        Command::SetResult {
+            job,
+            number,
+            result,
+        } => {
+            m.set_result(&job, number, result)?;
+            json!({})
+        }
+        Command::DeleteBuild { job, number } => {
+            m.delete_build(&job, number)?;
+            json!({})
+        }
+        Command::DiscardArtifacts { job, number } => {
+            m.discard_artifacts(&job, number)?;
+            json!({})
+        }
+        Command::AddUser { user } => {
+            m.add_user(user)?;
+            json!({})
+        }
+        Command::AddToken { user, token } => {
+            m.user_mut(&user)?.tokens.push(token);
+            json!({})
+        }
+        Command::RevokeToken { user, token } => {
+            let u = m.user_mut(&user)?;
+            let before = u.tokens.len();
+            u.tokens.retain(|t| *t != token);
+            if u.tokens.len() == before {
+                return Err(SimError::NotFound(format!("token of {user}")));
+            }
+            json!({})
+        }
+        Command::RotateToken { user } => {
+            let seed = m.secret ^ crate::model::now_ms() as u64 ^ m.generation;
+            m.touch();
+            let token = format!(
+                "11{:016x}{:016x}",
+                crate::content::word(seed, 0),
+                crate::content::word(seed, 1)
+            );
+            let u = m.user_mut(&user)?;
+            u.tokens = vec![token.clone()];
+            json!({ "token": token })
+        }
+        Command::SetOverallRead { user, enabled } => {
+            m.user_mut(&user)?.overall_read = enabled;
+            json!({})
+        }
+        Command::SetAnonymousRead { enabled } => {
+            m.anonymous_read = enabled;
+            json!({})
+        }
+        Command::SetVisibleTo { path, users } => {
+            m.set_visible_to(&path, users)?;
+            json!({})
+        }
+        Command::SetRootUrl { url } => {
+            m.root_url = url.map(|u| if u.ends_with('/') { u } else { format!("{u}/") });
+            m.touch();
+            json!({})
+        }
+        Command::SetRedirectMode { mode } => {
+            m.redirect = mode;
+            json!({})
+        }
+        Command::AddFault { .. }
+        | Command::RemoveFault { .. }
+        | Command::ClearFaults
+        | Command::SetRestarting { .. }
+        | Command::ClearRequests => unreachable!("handled above"),
+    };
+    Ok(out)
+}
+
+fn json_reply(status: StatusCode, v: &Value) -> Response {
+    let mut r = Response::new(Body::from(v.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `/_sim/…` on the controller listener: never authenticated, faulted or logged.
+///
+/// * `POST /_sim/command` with a [`Command`] → 200 JSON result, or 400/404/409 `{"error"}`.
+/// * `GET /_sim/requests` → the request log; `DELETE /_sim/requests` clears it.
+/// * `GET /_sim/info` → `{"url","s3_url","resource_root_url","root_url"}`.
+pub(crate) async fn control(sh: Arc<Shared>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    match (method, path.as_str()) {
+        (Method::POST, "/_sim/command") => {
+            let body = match axum::body::to_bytes(req.into_body(), 16 << 20).await {
+                Ok(b) => b,
+                Err(e) => {
+                    return json_reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
+                }
+            };
+            let cmd: Command = match serde_json::from_slice(&body) {
+                Ok(c) => c,
+                Err(e) => {
+                    return json_reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
+                }
+            };
+            match apply(&sh, cmd) {
+                Ok(v) => json_reply(StatusCode::OK, &v),
+                Err(e) => {
+                    let st = match e {
+                        SimError::NotFound(_) => StatusCode::NOT_FOUND,
+                        SimError::Exists(_) => StatusCode::CONFLICT,
+                        SimError::Invalid(_) => StatusCode::BAD_REQUEST,
+                    };
+                    json_reply(st, &json!({"error": e.to_string()}))
+                }
+            }
+        }
+        (Method::GET, "/_sim/requests") => {
+            let log = sh.log.lock().unwrap().clone();
+            json_reply(
+                StatusCode::OK,
+                &serde_json::to_value(log).unwrap_or_default(),
+            )
+        }
+        (Method::DELETE, "/_sim/requests") => {
+            sh.log.lock().unwrap().clear();
+            json_reply(StatusCode::OK, &json!({}))
+        }
+        (Method::GET, "/_sim/info") => {
+            let root = sh.model.read().unwrap().root().to_string();
+            json_reply(
+                StatusCode::OK,
+                &json!({"url": sh.main_url, "s3_url": sh.s3_url, "resource_root_url": sh.rr_url, "root_url": root}),
+            )
+        }
+        _ => json_reply(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "unknown control endpoint"}),
+        ),
+    }
+}
