@@ -266,3 +266,8 @@ pub async fn upload(
         }
     }
 }
+
+/// SHA-256 of a byte slice, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

@@ -1,1 +1,4 @@
-fn main() {}
+//! jam's integration tests: one binary, one module per area.
+
+mod harness;
+mod mirror;

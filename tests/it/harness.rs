@@ -1,0 +1,146 @@
+//! Shared set-up for tests that run jam against the Jenkins simulator: a user and token, configs built
+//! the way a user writes them, a one-cycle mirror run, and readers for what landed in the store.
+
+use std::collections::BTreeMap;
+
+use jam::{
+    config::{Config, Env, Overrides, parse_toml},
+    jenkins::JenkinsClient,
+    layout::{JobPath, Layout, Permalink},
+    manifest::{JobIndex, Manifest, Pointer},
+    mirror::{Mirror, Summary},
+    store::Store,
+};
+use jenkins_sim::{Scenario, Sim};
+use tokio_util::sync::CancellationToken;
+
+/// The Jenkins user jam authenticates as.
+pub const USER: &str = "jam";
+/// Its API token (new-style: "11" + 32 hex).
+pub const TOKEN: &str = "11c0ffee00112233445566778899aabbcc";
+
+/// A scenario with jam's user.
+pub fn scenario() -> Scenario {
+    Scenario::default().with_user(USER, TOKEN)
+}
+
+/// The environment a user would set: the token only.
+pub fn env() -> Env<'static> {
+    Env::from_map(BTreeMap::from([(
+        "JENKINS_API_TOKEN".to_string(),
+        TOKEN.to_string(),
+    )]))
+}
+
+/// A validated config for one simulated controller, with `extra` TOML appended (e.g. a `[mirror]` table).
+pub fn config(sim: &Sim, store_url: &str, extra: &str) -> Config {
+    let text = format!(
+        "[store]\nurl = {store_url:?}\n\n[[jenkins]]\nname = \"ci\"\nurl = {:?}\nuser = {USER:?}\n\n{extra}\n",
+        sim.url()
+    );
+    let raw = parse_toml(std::path::Path::new("test.toml"), &text).expect("test config parses");
+    Config::from_raw(raw, None, &Overrides::default(), &env()).expect("test config is valid")
+}
+
+/// One `--once` run with short client backoffs; returns the summary.
+pub async fn mirror_once(cfg: &Config, store: &Store) -> Summary {
+    let clients = cfg
+        .jenkins
+        .iter()
+        .map(|j| {
+            JenkinsClient::new(j).expect("client").with_backoff(
+                std::time::Duration::from_millis(20),
+                std::time::Duration::from_millis(200),
+            )
+        })
+        .collect();
+    Mirror::with_clients(cfg, store.clone(), clients)
+        .run(true, CancellationToken::new())
+        .await
+}
+
+/// The layout of the test controller (source name `ci`).
+pub fn layout() -> Layout {
+    Layout::new("ci")
+}
+
+/// Reads a build's manifest, if committed.
+pub async fn manifest(store: &Store, job: &JobPath, number: u64) -> Option<Manifest> {
+    let key = jam::layout::path(&layout().manifest_key(job, number));
+    let (bytes, _) = store.get(&key).await.expect("store get")?;
+    Some(serde_json::from_slice(&bytes).expect("manifest parses"))
+}
+
+/// Reads a pointer, if any.
+pub async fn pointer(store: &Store, job: &JobPath, link: Permalink) -> Option<Pointer> {
+    let key = jam::layout::path(&layout().pointer_key(job, link));
+    let (bytes, _) = store.get(&key).await.expect("store get")?;
+    Some(serde_json::from_slice(&bytes).expect("pointer parses"))
+}
+
+/// Reads a job's index, if any.
+pub async fn index(store: &Store, job: &JobPath) -> Option<JobIndex> {
+    let key = jam::layout::path(&layout().index_key(job));
+    let (bytes, _) = store.get(&key).await.expect("store get")?;
+    Some(JobIndex::parse(&bytes, "index").expect("index parses"))
+}
+
+/// Checks that a build is committed and that every artifact in the store has exactly the simulator's
+/// bytes (size and SHA-256 of what is read back), and returns its manifest.
+pub async fn assert_build_mirrored(
+    store: &Store,
+    sim: &Sim,
+    job: &JobPath,
+    sim_job: &str,
+    number: u64,
+) -> Manifest {
+    let m = manifest(store, job, number)
+        .await
+        .unwrap_or_else(|| panic!("{job} #{number} has no manifest"));
+    for a in &m.artifacts {
+        let info = sim
+            .artifact(sim_job, number, &a.path)
+            .expect("artifact exists in sim");
+        let expected = info.digests();
+        assert_eq!(
+            a.size,
+            info.size(),
+            "{job} #{number} {}: size in manifest",
+            a.path
+        );
+        assert_eq!(
+            a.sha256, expected.sha256,
+            "{job} #{number} {}: sha256 in manifest",
+            a.path
+        );
+        let key = jam::layout::path(&a.key);
+        let (bytes, _) = store
+            .get(&key)
+            .await
+            .expect("get")
+            .expect("artifact object exists");
+        assert_eq!(bytes.len() as u64, info.size(), "{}: stored size", a.key);
+        assert_eq!(
+            jam::transfer::sha256_hex(&bytes),
+            expected.sha256,
+            "{}: stored bytes",
+            a.key
+        );
+    }
+    let sums_key = jam::layout::path(&layout().sums_key(job, number));
+    let (sums, _) = store
+        .get(&sums_key)
+        .await
+        .expect("get")
+        .expect("SHA256SUMS exists");
+    assert_eq!(std::str::from_utf8(&sums).unwrap(), m.sha256sums());
+    m
+}
+
+/// Counts the simulator's artifact downloads (controller and redirect listeners).
+pub fn artifact_requests(sim: &Sim) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.path.contains("/artifact/"))
+        .count()
+}

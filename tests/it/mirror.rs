@@ -1,0 +1,485 @@
+//! End-to-end tests of the mirror worker against the Jenkins simulator and a local directory store:
+//! backfill, new builds, out-of-order completion, corruption and truncation, idempotence.
+
+use std::time::Duration;
+
+use jam::{
+    layout::{JobPath, Permalink},
+    mirror::Mirror,
+    store::Store,
+};
+use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, Fault, ItemSpec, RouteKind, Sim};
+use tokio_util::sync::CancellationToken;
+
+use crate::harness::{
+    self, artifact_requests, assert_build_mirrored, config, index, mirror_once, pointer,
+};
+
+fn local() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("mirror").display().to_string();
+    (dir, url)
+}
+
+fn build(n: u64, result: BuildResult, size: u64) -> BuildSpec {
+    BuildSpec::finished(n, result)
+        .with_artifact(ArtifactSpec::sized("dist/app.bin", size))
+        .with_artifact(ArtifactSpec::sized("reports/summary.txt", 300).without_fingerprint())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfills_folders_multibranch_and_more_than_100_builds() {
+    let mut app = ItemSpec::freestyle("app");
+    for n in 1..=130u64 {
+        if n % 17 != 0 {
+            // gaps: every 17th build was deleted by a discarder
+            app = app.with_build(build(
+                n,
+                if n % 5 == 0 {
+                    BuildResult::Failure
+                } else {
+                    BuildResult::Success
+                },
+                2048,
+            ));
+        }
+    }
+    let svc = ItemSpec::multibranch("svc")
+        .with_job(
+            ItemSpec::new("feature/x", jenkins_sim::ItemKind::Pipeline).with_build(build(
+                1,
+                BuildResult::Success,
+                5000,
+            )),
+        )
+        .with_job(
+            ItemSpec::new("main", jenkins_sim::ItemKind::Pipeline).with_build(build(
+                4,
+                BuildResult::Unstable,
+                10,
+            )),
+        );
+    let sim = Sim::start(
+        harness::scenario()
+            .with_item(ItemSpec::folder("team").with_job(app))
+            .with_item(ItemSpec::folder("My Team").with_job(
+                ItemSpec::pipeline("Déploiement app").with_build(build(
+                    2,
+                    BuildResult::Success,
+                    77,
+                )),
+            ))
+            .with_item(svc),
+    );
+    let (_dir, url) = local();
+    let cfg = config(&sim, &url, "");
+    let store = Store::open(&cfg.store).unwrap();
+    let summary = mirror_once(&cfg, &store).await;
+    assert!(summary.ok(), "{summary:?}");
+
+    let app_job = JobPath::new(["team", "app"]);
+    let ix = index(&store, &app_job).await.expect("index");
+    let expected: Vec<u64> = (1..=130).filter(|n| n % 17 != 0).collect();
+    assert_eq!(
+        ix.builds.keys().copied().collect::<Vec<_>>(),
+        expected,
+        "every build of team/app, gaps kept"
+    );
+    assert!(
+        sim.requests().iter().any(|r| r.path.contains("allBuilds")),
+        "builds older than the newest 100 come from allBuilds"
+    );
+    for n in [1, 16, 18, 100, 130] {
+        let m = assert_build_mirrored(&store, &sim, &app_job, "team/app", n).await;
+        assert_eq!(m.artifacts.len(), 2);
+        assert!(
+            m.artifacts[0].fingerprint,
+            "dist/app.bin matched its fingerprint"
+        );
+        assert!(
+            !m.artifacts[1].fingerprint,
+            "reports/summary.txt was not fingerprinted"
+        );
+    }
+    assert_eq!(
+        pointer(&store, &app_job, Permalink::LastSuccessfulBuild)
+            .await
+            .unwrap()
+            .number,
+        129
+    );
+    assert_eq!(
+        pointer(&store, &app_job, Permalink::LastFailedBuild)
+            .await
+            .unwrap()
+            .number,
+        130
+    );
+    assert_eq!(
+        pointer(&store, &app_job, Permalink::LastCompletedBuild)
+            .await
+            .unwrap()
+            .number,
+        130
+    );
+
+    let branch = JobPath::new(["svc", "feature%2Fx"]);
+    let m = assert_build_mirrored(&store, &sim, &branch, "svc/feature%2Fx", 1).await;
+    assert!(
+        m.artifacts[0]
+            .key
+            .starts_with("ci/job/svc/job/feature%252Fx/1/artifact/"),
+        "{}",
+        m.artifacts[0].key
+    );
+    let main = JobPath::new(["svc", "main"]);
+    assert_build_mirrored(&store, &sim, &main, "svc/main", 4).await;
+    assert_eq!(
+        pointer(&store, &main, Permalink::LastSuccessfulBuild)
+            .await
+            .unwrap()
+            .number,
+        4
+    );
+    assert!(
+        pointer(&store, &main, Permalink::LastStableBuild)
+            .await
+            .is_none(),
+        "UNSTABLE is not stable"
+    );
+    let unicode = JobPath::new(["My Team", "Déploiement app"]);
+    assert_build_mirrored(&store, &sim, &unicode, "My Team/Déploiement app", 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_second_run_downloads_no_artifact() {
+    let sim = Sim::start(
+        harness::scenario().with_item(
+            ItemSpec::freestyle("app")
+                .with_build(build(1, BuildResult::Success, 1000))
+                .with_build(build(2, BuildResult::Success, 1000)),
+        ),
+    );
+    let (_dir, url) = local();
+    let cfg = config(&sim, &url, "");
+    let store = Store::open(&cfg.store).unwrap();
+    assert!(mirror_once(&cfg, &store).await.ok());
+    assert_eq!(artifact_requests(&sim), 4);
+    sim.clear_requests();
+    let second = mirror_once(&cfg, &store).await;
+    assert!(second.ok());
+    assert_eq!(second.mirrored, 0);
+    assert_eq!(
+        artifact_requests(&sim),
+        0,
+        "a restarted worker with nothing new downloads nothing"
+    );
+    assert!(
+        sim.requests()
+            .iter()
+            .all(|r| !r.path.contains("/1/") && !r.path.contains("/2/")),
+        "committed builds are not even asked about: {:?}",
+        sim.requests().iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_order_completion_mirrors_both_and_pointers_only_move_forward() {
+    let sim = Sim::start(
+        harness::scenario().with_item(
+            ItemSpec::freestyle("app")
+                .with_build(BuildSpec::running(11).with_artifact(ArtifactSpec::sized("a.bin", 100)))
+                .with_build(build(12, BuildResult::Success, 100)),
+        ),
+    );
+    let (_dir, url) = local();
+    let cfg = config(&sim, &url, "");
+    let store = Store::open(&cfg.store).unwrap();
+    let job = JobPath::new(["app"]);
+    assert!(mirror_once(&cfg, &store).await.ok());
+    assert!(
+        harness::manifest(&store, &job, 11).await.is_none(),
+        "running build not mirrored"
+    );
+    assert_build_mirrored(&store, &sim, &job, "app", 12).await;
+
+    sim.finish_build("app", 11, BuildResult::Success).unwrap();
+    assert!(mirror_once(&cfg, &store).await.ok());
+    assert_build_mirrored(&store, &sim, &job, "app", 11).await;
+    assert_eq!(
+        pointer(&store, &job, Permalink::LastSuccessfulBuild)
+            .await
+            .unwrap()
+            .number,
+        12,
+        "pointer never moves back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_worker_picks_up_new_and_late_builds_within_a_cycle() {
+    let sim = Sim::start(
+        harness::scenario().with_item(
+            ItemSpec::freestyle("app")
+                .with_build(BuildSpec::running(1).with_artifact(ArtifactSpec::sized("a.bin", 100)))
+                .with_build(build(2, BuildResult::Success, 100)),
+        ),
+    );
+    let (_dir, url) = local();
+    let cfg = config(&sim, &url, "[mirror]\npoll_interval = \"200ms\"\n");
+    let store = Store::open(&cfg.store).unwrap();
+    let mirror = Mirror::new(&cfg, store.clone()).unwrap();
+    let stats = mirror.stats();
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(mirror.run(false, stop.clone()));
+    let job = JobPath::new(["app"]);
+    wait_for(|| async { harness::manifest(&store, &job, 2).await.is_some() }).await;
+
+    sim.add_build("app", build(3, BuildResult::Success, 100))
+        .unwrap();
+    let cycles = stats.cycles.load(std::sync::atomic::Ordering::Relaxed);
+    wait_for(|| async { harness::manifest(&store, &job, 3).await.is_some() }).await;
+    let after = stats.cycles.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        after - cycles <= 2,
+        "build 3 took {} cycles",
+        after - cycles
+    );
+
+    sim.finish_build("app", 1, BuildResult::Success).unwrap();
+    wait_for(|| async { harness::manifest(&store, &job, 1).await.is_some() }).await;
+
+    // Nothing new: each further cycle costs exactly one request.
+    let c0 = stats.cycles.load(std::sync::atomic::Ordering::Relaxed);
+    wait_for(|| async { stats.cycles.load(std::sync::atomic::Ordering::Relaxed) > c0 }).await;
+    sim.clear_requests();
+    let c1 = stats.cycles.load(std::sync::atomic::Ordering::Relaxed);
+    wait_for(|| async { stats.cycles.load(std::sync::atomic::Ordering::Relaxed) >= c1 + 3 }).await;
+    let c2 = stats.cycles.load(std::sync::atomic::Ordering::Relaxed);
+    let reqs = sim.requests();
+    assert!(
+        reqs.len() as u64 <= c2 - c1 + 1
+            && reqs.iter().all(|r| r.path.starts_with("/api/json?tree=")),
+        "idle cycles cost one request each: {:?}",
+        reqs.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    stop.cancel();
+    let summary = worker.await.unwrap();
+    assert_eq!(summary.mirrored, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_download_is_retried_and_never_committed_corrupt() {
+    let sim = Sim::start(
+        harness::scenario().with_item(ItemSpec::freestyle("app").with_build(build(
+            1,
+            BuildResult::Success,
+            50_000,
+        ))),
+    );
+    let (_dir, url) = local();
+    let cfg = config(&sim, &url, "[mirror]\nmax_attempts = 1\n");
+    let store = Store::open(&cfg.store).unwrap();
+    let job = JobPath::new(["app"]);
+
+    // Every download of app.bin is corrupted: the build must not be committed, and is recorded as failed.
+    let id = sim
+        .add_fault(
+            Fault::corrupt_at(1000)
+                .on(RouteKind::Artifact)
+                .path_prefix("/job/app/1/artifact/dist"),
+        )
+        .unwrap();
+    let s = mirror_once(&cfg, &store).await;
+    assert!(!s.ok() && s.given_up == 1, "{s:?}");
+    assert!(
+        harness::manifest(&store, &job, 1).await.is_none(),
+        "corrupt build committed"
+    );
+    let ix = index(&store, &job).await.unwrap();
+    assert!(
+        ix.failed[&1].error.contains("fingerprint"),
+        "{:?}",
+        ix.failed
+    );
+    sim.remove_fault(id).unwrap();
+
+    // One corrupted download, then good ones: retried within the attempt and committed with the right bytes.
+    let sim2 = Sim::start(
+        harness::scenario().with_item(ItemSpec::freestyle("app").with_build(build(
+            1,
+            BuildResult::Success,
+            50_000,
+        ))),
+    );
+    sim2.add_fault(
+        Fault::corrupt_at(10)
+            .on(RouteKind::Artifact)
+            .path_prefix("/job/app/1/artifact/dist")
+            .times(1),
+    )
+    .unwrap();
+    let (_dir2, url2) = local();
+    let cfg2 = config(&sim2, &url2, "");
+    let store2 = Store::open(&cfg2.store).unwrap();
+    assert!(mirror_once(&cfg2, &store2).await.ok());
+    assert_build_mirrored(&store2, &sim2, &job, "app", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_and_reset_downloads_are_retried() {
+    let sim = Sim::start(
+        harness::scenario().with_item(ItemSpec::freestyle("app").with_build(build(
+            1,
+            BuildResult::Success,
+            9 << 20,
+        ))),
+    );
+    sim.add_fault(Fault::short_body(4096).on(RouteKind::Artifact).times(1))
+        .unwrap();
+    sim.add_fault(Fault::reset_after(6 << 20).on(RouteKind::Artifact).times(1))
+        .unwrap();
+    let (_dir, url) = local();
+    let cfg = config(&sim, &url, "");
+    let store = Store::open(&cfg.store).unwrap();
+    let s = mirror_once(&cfg, &store).await;
+    assert!(s.ok(), "{s:?}");
+    assert_build_mirrored(&store, &sim, &JobPath::new(["app"]), "app", 1).await;
+
+    // Always short: never committed.
+    let sim = Sim::start(
+        harness::scenario().with_item(ItemSpec::freestyle("app").with_build(build(
+            1,
+            BuildResult::Success,
+            9 << 20,
+        ))),
+    );
+    sim.add_fault(
+        Fault::short_body(1 << 20)
+            .on(RouteKind::Artifact)
+            .path_prefix("/job/app/1/artifact/dist"),
+    )
+    .unwrap();
+    let (_dir, url) = local();
+    let cfg = config(&sim, &url, "");
+    let store = Store::open(&cfg.store).unwrap();
+    let s = mirror_once(&cfg, &store).await;
+    assert_eq!(s.failed_attempts, 1, "{s:?}");
+    assert!(
+        harness::manifest(&store, &JobPath::new(["app"]), 1)
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_policies_and_result_filter() {
+    let mut app = ItemSpec::freestyle("app");
+    for n in 1..=6 {
+        app = app.with_build(build(
+            n,
+            if n % 2 == 0 {
+                BuildResult::Failure
+            } else {
+                BuildResult::Success
+            },
+            10,
+        ));
+    }
+    let sim = Sim::start(harness::scenario().with_item(app));
+    let job = JobPath::new(["app"]);
+
+    let (_d1, url) = local();
+    let cfg = config(&sim, &url, "[mirror]\nbackfill = 2\n");
+    let store = Store::open(&cfg.store).unwrap();
+    assert!(mirror_once(&cfg, &store).await.ok());
+    assert_eq!(
+        index(&store, &job)
+            .await
+            .unwrap()
+            .builds
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![5, 6]
+    );
+
+    let (_d2, url) = local();
+    let cfg = config(&sim, &url, "[mirror]\nbackfill = \"none\"\n");
+    let store = Store::open(&cfg.store).unwrap();
+    assert!(mirror_once(&cfg, &store).await.ok());
+    sim.add_build("app", build(7, BuildResult::Success, 10))
+        .unwrap();
+    assert!(
+        mirror_once(&cfg, &store).await.ok(),
+        "the cut survives a restart"
+    );
+    assert_eq!(
+        index(&store, &job)
+            .await
+            .unwrap()
+            .builds
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![7]
+    );
+
+    let (_d3, url) = local();
+    let cfg = config(&sim, &url, "[mirror]\nresults = [\"SUCCESS\"]\n");
+    let store = Store::open(&cfg.store).unwrap();
+    assert!(mirror_once(&cfg, &store).await.ok());
+    assert_eq!(
+        index(&store, &job)
+            .await
+            .unwrap()
+            .builds
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![1, 3, 5, 7]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_without_artifacts_gets_a_manifest_and_pointers() {
+    let sim = Sim::start(harness::scenario().with_item(
+        ItemSpec::freestyle("app").with_build(BuildSpec::finished(1, BuildResult::Aborted)),
+    ));
+    let (_dir, url) = local();
+    let cfg = config(&sim, &url, "");
+    let store = Store::open(&cfg.store).unwrap();
+    assert!(mirror_once(&cfg, &store).await.ok());
+    let job = JobPath::new(["app"]);
+    let m = assert_build_mirrored(&store, &sim, &job, "app", 1).await;
+    assert!(m.artifacts.is_empty());
+    assert_eq!(m.result, "ABORTED");
+    assert_eq!(
+        pointer(&store, &job, Permalink::LastUnsuccessfulBuild)
+            .await
+            .unwrap()
+            .number,
+        1
+    );
+    assert!(
+        pointer(&store, &job, Permalink::LastSuccessfulBuild)
+            .await
+            .is_none()
+    );
+}
+
+/// Polls `cond` every 50 ms for up to 20 s.
+async fn wait_for<F, Fut>(mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
