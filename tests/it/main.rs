@@ -1,4 +1,6 @@
 //! jam's integration tests: one binary, one module per area.
 
 mod harness;
+mod jenkins_client;
+mod config_files;
 mod mirror;
