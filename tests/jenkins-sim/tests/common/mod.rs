@@ -78,6 +78,30 @@ pub fn request_timeout(
     headers: &[(String, String)],
     timeout: Duration,
 ) -> Resp {
+    request_full(method, base, path_and_query, headers, timeout, None)
+}
+
+/// POSTs a JSON body.
+pub fn post_json(base: &str, path: &str, body: &serde_json::Value) -> Resp {
+    let h = vec![("Content-Type".to_string(), "application/json".to_string())];
+    request_full(
+        "POST",
+        base,
+        path,
+        &h,
+        Duration::from_secs(20),
+        Some(body.to_string().into_bytes()),
+    )
+}
+
+pub fn request_full(
+    method: &str,
+    base: &str,
+    path_and_query: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+    body: Option<Vec<u8>>,
+) -> Resp {
     let hostport = base
         .trim_start_matches("http://")
         .split('/')
@@ -91,8 +115,14 @@ pub fn request_timeout(
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if let Some(b) = &body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
+    if let Some(b) = &body {
+        s.write_all(b).unwrap();
+    }
     let mut raw = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut error = None;
