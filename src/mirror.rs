@@ -699,8 +699,15 @@ async fn look_at_job(
     }
     // Running builds that vanished from the listing were deleted before they finished.
     let listed: BTreeSet<u64> = builds.iter().map(|b| b.number).collect();
-    for gone in state.running.difference(&listed) {
-        tracing::info!(job = %job, build = gone, "running build disappeared from Jenkins");
+    for &gone in state.running.difference(&listed) {
+        // Reported like a task's outcome, so the loop records it in one place.
+        started += 1;
+        let _ = tx.send(Report {
+            source: source_ix,
+            job: job.clone(),
+            number: gone,
+            outcome: Outcome::Missed,
+        });
     }
     state.running = running;
     Ok(started)
