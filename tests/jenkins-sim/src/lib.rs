@@ -32,9 +32,9 @@
 //! assert!(sim.requests().is_empty());
 //! ```
 //!
-//! Items are addressed by **full name** (`folder/job`); a branch job is addressed by its
-//! stored, encoded name (`team/app/feature%2Fx`), though the decoded form also resolves
-//! through the multibranch lenient lookup when it has no `/`.
+//! Items are addressed by **full name** (`folder/job`, case-insensitive). A branch job's
+//! canonical full name uses its stored, encoded name (`team/app/feature%2Fx`); the raw branch
+//! name (`team/app/feature/x`) resolves too.
 //!
 //! # Scenario files
 //!
@@ -72,10 +72,51 @@
 //! action = { type = "status", status = 503 }
 //! ```
 //!
+//! # Faults
+//!
+//! A [`Fault`] is `{kind, path_prefix, path_regex, method, action, times, skip}`; `action` is
+//! one of (tagged by `type`): `status` (`status`, optional `retry_after` seconds), `latency`
+//! (`ms`), `stall` (`after_bytes`, optional `ms`, forever when absent), `reset`
+//! (`after_bytes`: the connection is aborted mid-body), `short` (`after_bytes`: the body ends
+//! early while `Content-Length` promised more), `corrupt` (`offset`, `count`: bytes flipped, so
+//! the MD5 no longer matches the fingerprint). `times` limits how many matching requests are
+//! hit, `skip` lets the first ones through. Builders: [`Fault::status`],
+//! [`Fault::too_many_requests`], [`Fault::latency`], [`Fault::stall_after`],
+//! [`Fault::reset_after`], [`Fault::short_body`], [`Fault::corrupt_at`], then `.on(kind)`,
+//! `.path_prefix(..)`, `.path_regex(..)`, `.method(..)`, `.times(n)`, `.skip(n)`.
+//! [`Sim::set_restarting`] answers 503 to everything for a while.
+//!
 //! # Running it as a process
 //!
-//! `jenkins-sim --scenario FILE [--port P] [--host H]` prints its URL on stdout once
-//! listening; `POST /_sim/command` with a JSON [`Command`] drives it (see [`sim`]).
+//! `jenkins-sim --scenario FILE [--port P] [--host H] [--root-url URL]` prints its base URL
+//! on stdout once listening (stderr names the S3 and resource-root listeners too) and runs
+//! until SIGINT/SIGTERM.
+//!
+//! The controller listener also answers a control API under `/_sim/` (never authenticated,
+//! faulted or logged):
+//!
+//! | request | effect |
+//! |---|---|
+//! | `POST /_sim/command` with a JSON [`Command`] | same as [`Sim::apply`]; 200 with a JSON result, 400/404/409 with `{"error"}` |
+//! | `GET /_sim/requests` | the request log, a JSON array of [`RequestRecord`] |
+//! | `DELETE /_sim/requests` | clears the log |
+//! | `GET /_sim/info` | `{"url", "s3_url", "resource_root_url", "root_url"}` |
+//!
+//! ```text
+//! curl -X POST localhost:8080/_sim/command -d '{"op":"add_build","job":"My Team/app","build":{"building":true}}'
+//! {"number":2}
+//! curl -X POST localhost:8080/_sim/command -d '{"op":"finish_build","job":"My Team/app","number":2,"result":"SUCCESS"}'
+//! curl -X POST localhost:8080/_sim/command -d '{"op":"add_fault","fault":{"kind":"artifact","times":1,"action":{"type":"reset","after_bytes":1048576}}}'
+//! ```
+//!
+//! # Fidelity notes
+//!
+//! * A `Range` starting at or past the end gets 500 (Jenkins has no 416; the fake S3 does).
+//! * Fingerprint MD5s are computed lazily from the content and cached; the first request that
+//!   needs the fingerprint of a multi-GiB artifact pays for hashing it.
+//! * The generator runs at several GB/s in release builds but far slower unoptimized; large
+//!   artifacts in debug-mode tests want `[profile.dev.package.jenkins-sim] opt-level = 3` in
+//!   the workspace root.
 
 pub mod content;
 mod export;

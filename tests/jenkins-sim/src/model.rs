@@ -352,10 +352,6 @@ pub(crate) fn lookup<'a>(
     None
 }
 
-fn lookup_key(children: &BTreeMap<String, Item>, name: &str, lenient: bool) -> Option<String> {
-    lookup(children, name, lenient).map(|i| i.name.to_lowercase())
-}
-
 /// Where an item sits: its full name, full display name and absolute URL.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
@@ -515,9 +511,41 @@ impl Model {
         cur.map(|c| (ctxs, c))
     }
 
-    /// Resolves a full name (`a/b/feature%2Fx`) ignoring permissions.
+    /// The stored names along a full name, ignoring permissions. Inside multibranch projects
+    /// and organization folders a raw branch name with `/` (`app/feature/x`) also resolves,
+    /// by joining segments until an encoded name matches.
+    fn canonical_names(&self, full_name: &str) -> Result<Vec<String>, SimError> {
+        let segs = split_full_name(full_name);
+        let nf = || SimError::NotFound(format!("item '{full_name}'"));
+        let mut out = Vec::new();
+        let mut children = &self.items;
+        let mut lenient = false;
+        let mut i = 0;
+        while i < segs.len() {
+            let mut found = lookup(children, &segs[i], lenient).map(|it| (it, i));
+            if found.is_none() && lenient {
+                for k in i + 1..segs.len() {
+                    if let Some(it) = lookup(children, &segs[i..=k].join("/"), true) {
+                        found = Some((it, k));
+                        break;
+                    }
+                }
+            }
+            let (item, last) = found.ok_or_else(nf)?;
+            out.push(item.name.clone());
+            children = &item.children;
+            lenient = item.lenient();
+            i = last + 1;
+        }
+        if out.is_empty() {
+            return Err(nf());
+        }
+        Ok(out)
+    }
+
+    /// Resolves a full name (`a/b/feature%2Fx`, or `a/b/feature/x`) ignoring permissions.
     pub(crate) fn find(&self, full_name: &str) -> Result<(Ctx, &Item), SimError> {
-        let names: Vec<String> = split_full_name(full_name);
+        let names = self.canonical_names(full_name)?;
         self.resolve_unchecked(&names)
             .ok_or_else(|| SimError::NotFound(format!("item '{full_name}'")))
     }
@@ -525,32 +553,25 @@ impl Model {
     fn resolve_unchecked(&self, names: &[String]) -> Option<(Ctx, &Item)> {
         let mut ctx: Option<Ctx> = None;
         let mut children = &self.items;
-        let mut lenient = false;
         let mut cur = None;
         for n in names {
-            let item = lookup(children, n, lenient)?;
+            let item = children.get(&n.to_lowercase())?;
             ctx = Some(Ctx::child(ctx.as_ref(), self.root(), item));
             children = &item.children;
-            lenient = item.lenient();
             cur = Some(item);
         }
         Some((ctx?, cur?))
     }
 
     pub(crate) fn find_mut(&mut self, full_name: &str) -> Result<&mut Item, SimError> {
-        let names = split_full_name(full_name);
+        let names = self.canonical_names(full_name)?;
         let nf = || SimError::NotFound(format!("item '{full_name}'"));
         let mut children = &mut self.items;
-        let mut lenient = false;
         let (last, init) = names.split_last().ok_or_else(nf)?;
         for n in init {
-            let key = lookup_key(children, n, lenient).ok_or_else(nf)?;
-            let item = children.get_mut(&key).ok_or_else(nf)?;
-            lenient = item.lenient();
-            children = &mut item.children;
+            children = &mut children.get_mut(&n.to_lowercase()).ok_or_else(nf)?.children;
         }
-        let key = lookup_key(children, last, lenient).ok_or_else(nf)?;
-        children.get_mut(&key).ok_or_else(nf)
+        children.get_mut(&last.to_lowercase()).ok_or_else(nf)
     }
 
     fn find_job_mut(&mut self, full_name: &str) -> Result<&mut Item, SimError> {
@@ -603,26 +624,16 @@ impl Model {
     }
 
     pub(crate) fn remove_item(&mut self, full_name: &str) -> Result<(), SimError> {
-        let names = split_full_name(full_name);
+        let names = self.canonical_names(full_name)?;
         let (last, init) = names
             .split_last()
             .ok_or_else(|| SimError::Invalid("empty item name".into()))?;
-        let key = {
-            let children = if init.is_empty() {
-                &self.items
-            } else {
-                &self.find(&init.join("/"))?.1.children
-            };
-            let lenient = !init.is_empty() && self.find(&init.join("/"))?.1.lenient();
-            lookup_key(children, last, lenient)
-                .ok_or_else(|| SimError::NotFound(format!("item '{full_name}'")))?
-        };
         let children = if init.is_empty() {
             &mut self.items
         } else {
             &mut self.find_mut(&init.join("/"))?.children
         };
-        children.remove(&key);
+        children.remove(&last.to_lowercase());
         self.touch();
         Ok(())
     }
@@ -1088,6 +1099,11 @@ mod tests {
         );
         assert_eq!(ctx.full_display, "My Team » app » feature/x");
         let main = m.find("my team/APP/main").unwrap().1;
+        assert_eq!(
+            m.find("My Team/app/feature/x").unwrap().1.name,
+            "feature%2Fx"
+        );
+        assert!(m.find("My Team/app/feature/y").is_err());
         assert_eq!(main.display_name, None);
         let who = Who::Anonymous;
         for seg in ["feature%2Fx", "feature/x", "FEATURE%2FX"] {

@@ -202,7 +202,7 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response {
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html;charset=utf-8"),
+        HeaderValue::from_static("text/html;charset=UTF-8"),
     );
     r
 }
@@ -333,7 +333,7 @@ fn json_response(m: &Model, v: &Value, pretty: bool) -> Response {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json;charset=utf-8"),
+        HeaderValue::from_static("application/json;charset=UTF-8"),
     );
     h.insert(
         "X-Content-Type-Options",
@@ -429,7 +429,7 @@ fn main_route(sh: &Shared, r: &Req<'_>, user: &mut Option<String>) -> Response {
             let mut resp = Response::new(Body::from("{\"status\":true}"));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json;charset=utf-8"),
+                HeaderValue::from_static("application/json;charset=UTF-8"),
             );
             return resp;
         }

@@ -46,7 +46,7 @@ fn root_lists_jobs_case_insensitively_with_root_url() {
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("Content-Type"),
-        Some("application/json;charset=utf-8")
+        Some("application/json;charset=UTF-8")
     );
     assert!(r.header("X-Jenkins").is_some());
     let v = r.json();
