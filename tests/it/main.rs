@@ -4,3 +4,4 @@ mod harness;
 mod jenkins_client;
 mod config_files;
 mod mirror;
+mod worker_process;
