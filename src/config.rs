@@ -343,6 +343,24 @@ pub struct StoreConfig {
     pub request_timeout: Duration,
 }
 
+impl StoreConfig {
+    /// A store configuration with nothing but the URL (no S3 settings, default timeout).
+    pub fn new(url: impl Into<String>) -> StoreConfig {
+        StoreConfig {
+            url: url.into(),
+            endpoint: None,
+            region: None,
+            allow_http: false,
+            virtual_hosted_style: false,
+            ca_bundle: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            request_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
 /// How the worker behaves; see [`crate::mirror`].
 #[derive(Debug, Clone)]
 pub struct MirrorConfig {

@@ -466,14 +466,14 @@ impl Mirror {
                     ix.missed.insert(r.number);
                 }
             }
+            Outcome::Failed(BuildError::Cancelled) => {
+                // Shutdown interrupted it: not an attempt; the next run starts it again.
+            }
             Outcome::Failed(err) => {
                 summary.failed_attempts += 1;
                 shared.stats.build_failures.fetch_add(1, Ordering::Relaxed);
                 let attempts = state.retry.get(&r.number).map_or(0, |(a, _, _)| *a) + 1;
                 let give_up = !err.retryable() || attempts >= shared.cfg.max_attempts;
-                if matches!(err, BuildError::Cancelled) {
-                    return;
-                }
                 if give_up {
                     summary.given_up += 1;
                     shared.stats.builds_failed.fetch_add(1, Ordering::Relaxed);

@@ -408,18 +408,7 @@ mod tests {
     use super::*;
 
     fn cfg(url: &str) -> StoreConfig {
-        StoreConfig {
-            url: url.into(),
-            endpoint: None,
-            region: None,
-            allow_http: false,
-            virtual_hosted_style: false,
-            ca_bundle: None,
-            access_key_id: None,
-            secret_access_key: None,
-            session_token: None,
-            request_timeout: Duration::from_secs(30),
-        }
+        StoreConfig::new(url)
     }
 
     #[test]

@@ -228,10 +228,7 @@ async fn running_worker_picks_up_new_and_late_builds_within_a_cycle() {
     let (_dir, url) = local();
     let cfg = config(&sim, &url, "[mirror]\npoll_interval = \"200ms\"\n");
     let store = Store::open(&cfg.store).unwrap();
-    let mirror = Mirror::new(&cfg, store.clone()).unwrap();
-    let stats = mirror.stats();
-    let stop = CancellationToken::new();
-    let worker = tokio::spawn(mirror.run(false, stop.clone()));
+    let (stats, stop, worker) = start_worker(&cfg, &store);
     let job = JobPath::new(["app"]);
     wait_for(|| async { harness::manifest(&store, &job, 2).await.is_some() }).await;
 
@@ -468,6 +465,22 @@ async fn build_without_artifacts_gets_a_manifest_and_pointers() {
     );
 }
 
+/// Starts a long-running worker: its counters, the token that stops it, and its task.
+fn start_worker(
+    cfg: &jam::config::Config,
+    store: &Store,
+) -> (
+    std::sync::Arc<jam::mirror::Stats>,
+    CancellationToken,
+    tokio::task::JoinHandle<jam::mirror::Summary>,
+) {
+    let mirror = Mirror::new(cfg, store.clone()).unwrap();
+    let stats = mirror.stats();
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(mirror.run(false, stop.clone()));
+    (stats, stop, worker)
+}
+
 /// Polls `cond` every 50 ms for up to 20 s.
 async fn wait_for<F, Fut>(mut cond: F)
 where
@@ -486,24 +499,33 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_deleted_before_it_was_mirrored_is_recorded_as_missed() {
-    let sim = Sim::start(harness::scenario().with_item(
-        ItemSpec::freestyle("app")
-            .with_build(BuildSpec::running(1).with_artifact(ArtifactSpec::sized("a.bin", 10)))
-            .with_build(build(2, BuildResult::Success, 10)),
-    ));
+    let sim = Sim::start(
+        harness::scenario().with_item(
+            ItemSpec::freestyle("app")
+                .with_build(BuildSpec::running(1).with_artifact(ArtifactSpec::sized("a.bin", 10)))
+                .with_build(build(2, BuildResult::Success, 10)),
+        ),
+    );
     let (_dir, url) = local();
     let cfg = config(&sim, &url, "[mirror]\npoll_interval = \"100ms\"\n");
     let store = Store::open(&cfg.store).unwrap();
-    let mirror = Mirror::new(&cfg, store.clone()).unwrap();
-    let stats = mirror.stats();
-    let stop = CancellationToken::new();
-    let worker = tokio::spawn(mirror.run(false, stop.clone()));
+    let (stats, stop, worker) = start_worker(&cfg, &store);
     let job = JobPath::new(["app"]);
     wait_for(|| async { harness::manifest(&store, &job, 2).await.is_some() }).await;
     sim.delete_build("app", 1).unwrap();
-    wait_for(|| async { index(&store, &job).await.is_some_and(|ix| ix.missed.contains(&1)) }).await;
+    wait_for(|| async {
+        index(&store, &job)
+            .await
+            .is_some_and(|ix| ix.missed.contains(&1))
+    })
+    .await;
     stop.cancel();
     let summary = worker.await.unwrap();
     assert_eq!(summary.missed, 1);
-    assert_eq!(stats.builds_missed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        stats
+            .builds_missed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }

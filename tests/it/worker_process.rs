@@ -13,7 +13,12 @@ use rand::{Rng, SeedableRng};
 
 use crate::harness;
 
-fn jam_mirror(sim: &Sim, store_dir: &std::path::Path, extra_args: &[&str], extra_env: &[(&str, &str)]) -> Command {
+fn jam_mirror(
+    sim: &Sim,
+    store_dir: &std::path::Path,
+    extra_args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("jam"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -34,19 +39,7 @@ fn jam_mirror(sim: &Sim, store_dir: &std::path::Path, extra_args: &[&str], extra
 }
 
 fn local_store(dir: &std::path::Path) -> Store {
-    Store::open(&StoreConfig {
-        url: dir.display().to_string(),
-        endpoint: None,
-        region: None,
-        allow_http: false,
-        virtual_hosted_style: false,
-        ca_bundle: None,
-        access_key_id: None,
-        secret_access_key: None,
-        session_token: None,
-        request_timeout: Duration::from_secs(30),
-    })
-    .unwrap()
+    Store::open(&StoreConfig::new(dir.display().to_string())).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +51,13 @@ async fn sigkill_at_random_points_then_restart_leaves_a_complete_mirror() {
             .with_artifact(ArtifactSpec::sized("big.bin", 24 << 20))
             .with_artifact(ArtifactSpec::sized("small.txt", 1000))
     };
-    let sim = Sim::start(harness::scenario().with_item(ItemSpec::freestyle("app").with_build(build(1)).with_build(build(2))));
+    let sim = Sim::start(
+        harness::scenario().with_item(
+            ItemSpec::freestyle("app")
+                .with_build(build(1))
+                .with_build(build(2)),
+        ),
+    );
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("mirror");
     let source = jam::config::default_source_name(&url::Url::parse(&sim.url()).unwrap());
@@ -68,7 +67,9 @@ async fn sigkill_at_random_points_then_restart_leaves_a_complete_mirror() {
     for round in 0..ROUNDS {
         // Always something new to mirror when the kill comes.
         sim.add_build("app", build(round + 3)).unwrap();
-        let mut child = jam_mirror(&sim, &store_dir, &["--once"], &[]).spawn().unwrap();
+        let mut child = jam_mirror(&sim, &store_dir, &["--once"], &[])
+            .spawn()
+            .unwrap();
         let delay = Duration::from_millis(rng.random_range(20..700));
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
@@ -77,10 +78,19 @@ async fn sigkill_at_random_points_then_restart_leaves_a_complete_mirror() {
         let done = assert_only_complete_builds_in(&store, &sim, &layout, &job, BUILDS).await;
         eprintln!("round {round}: killed after {delay:?}, {done} builds committed");
     }
-    let out = jam_mirror(&sim, &store_dir, &["--once"], &[]).output().unwrap();
-    assert!(out.status.success(), "final run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = jam_mirror(&sim, &store_dir, &["--once"], &[])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "final run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let store = local_store(&store_dir);
-    assert_eq!(assert_only_complete_builds_in(&store, &sim, &layout, &job, BUILDS).await, BUILDS as usize);
+    assert_eq!(
+        assert_only_complete_builds_in(&store, &sim, &layout, &job, BUILDS).await,
+        BUILDS as usize
+    );
     let ix = index_in(&store, &layout, &job).await;
     assert_eq!(ix.builds.len(), BUILDS as usize);
 }
@@ -96,20 +106,39 @@ async fn assert_only_complete_builds_in(
     let mut committed = 0;
     for n in 1..=builds {
         let key = jam::layout::path(&layout.manifest_key(job, n));
-        let Some((bytes, _)) = store.get(&key).await.unwrap() else { continue };
+        let Some((bytes, _)) = store.get(&key).await.unwrap() else {
+            continue;
+        };
         let m: jam::manifest::Manifest = serde_json::from_slice(&bytes).unwrap();
         for a in &m.artifacts {
             let info = sim.artifact("app", n, &a.path).unwrap();
-            let (data, _) = store.get(&jam::layout::path(&a.key)).await.unwrap().expect("artifact of a committed build exists");
-            assert_eq!(jam::transfer::sha256_hex(&data), info.digests().sha256, "{}", a.key);
+            let (data, _) = store
+                .get(&jam::layout::path(&a.key))
+                .await
+                .unwrap()
+                .expect("artifact of a committed build exists");
+            assert_eq!(
+                jam::transfer::sha256_hex(&data),
+                info.digests().sha256,
+                "{}",
+                a.key
+            );
         }
         committed += 1;
     }
     committed
 }
 
-async fn index_in(store: &Store, layout: &jam::layout::Layout, job: &JobPath) -> jam::manifest::JobIndex {
-    let (bytes, _) = store.get(&jam::layout::path(&layout.index_key(job))).await.unwrap().expect("index");
+async fn index_in(
+    store: &Store,
+    layout: &jam::layout::Layout,
+    job: &JobPath,
+) -> jam::manifest::JobIndex {
+    let (bytes, _) = store
+        .get(&jam::layout::path(&layout.index_key(job)))
+        .await
+        .unwrap()
+        .expect("index");
     jam::manifest::JobIndex::parse(&bytes, "index").unwrap()
 }
 
@@ -125,18 +154,28 @@ fn peak_rss(child: &Child) -> Option<u64> {
 async fn two_gib_artifact_streams_in_bounded_memory() {
     const SIZE: u64 = 2 << 30;
     const BUDGET_MIB: u64 = 32;
-    let sim = Sim::start(harness::scenario().with_item(
-        ItemSpec::freestyle("app").with_build(BuildSpec::finished(1, BuildResult::Success).with_artifact(ArtifactSpec::sized("huge.bin", SIZE))),
-    ));
+    let sim = Sim::start(
+        harness::scenario().with_item(
+            ItemSpec::freestyle("app").with_build(
+                BuildSpec::finished(1, BuildResult::Success)
+                    .with_artifact(ArtifactSpec::sized("huge.bin", SIZE)),
+            ),
+        ),
+    );
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("mirror");
     let cfg = dir.path().join("jam.toml");
     std::fs::write(&cfg, format!("[mirror]\nbuffer_budget = \"{BUDGET_MIB} MiB\"\npart_size = \"8 MiB\"\npart_uploads = 2\n")).unwrap();
-    let mut child = jam_mirror(&sim, &store_dir, &["--once"], &[("JAM_CONFIG", cfg.to_str().unwrap())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = jam_mirror(
+        &sim,
+        &store_dir,
+        &["--once"],
+        &[("JAM_CONFIG", cfg.to_str().unwrap())],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let started = Instant::now();
     let mut peak = 0;
     let status = loop {
@@ -146,14 +185,25 @@ async fn two_gib_artifact_streams_in_bounded_memory() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "2 GiB mirror took too long");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "2 GiB mirror took too long"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success());
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("2 GiB mirrored in {secs:.1}s ({:.0} MB/s), peak RSS {} MiB", SIZE as f64 / 1e6 / secs, peak >> 20);
+    eprintln!(
+        "2 GiB mirrored in {secs:.1}s ({:.0} MB/s), peak RSS {} MiB",
+        SIZE as f64 / 1e6 / secs,
+        peak >> 20
+    );
     let limit = (BUDGET_MIB + 48) << 20;
-    assert!(peak > 0 && peak < limit, "peak RSS {} MiB exceeds budget {BUDGET_MIB} MiB + 48 MiB", peak >> 20);
+    assert!(
+        peak > 0 && peak < limit,
+        "peak RSS {} MiB exceeds budget {BUDGET_MIB} MiB + 48 MiB",
+        peak >> 20
+    );
     let store = local_store(&store_dir);
     let source = jam::config::default_source_name(&url::Url::parse(&sim.url()).unwrap());
     let layout = jam::layout::Layout::new(source);
@@ -161,19 +211,33 @@ async fn two_gib_artifact_streams_in_bounded_memory() {
     let (bytes, _) = store.get(&key).await.unwrap().expect("committed");
     let m: jam::manifest::Manifest = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(m.artifacts[0].size, SIZE);
-    assert_eq!(m.artifacts[0].sha256, sim.artifact("app", 1, "huge.bin").unwrap().digests().sha256);
-    let meta = store.head(&jam::layout::path(&m.artifacts[0].key)).await.unwrap().unwrap();
+    assert_eq!(
+        m.artifacts[0].sha256,
+        sim.artifact("app", 1, "huge.bin").unwrap().digests().sha256
+    );
+    let meta = store
+        .head(&jam::layout::path(&m.artifacts[0].key))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(meta.size, SIZE);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_worker_cleanly() {
-    let sim = Sim::start(harness::scenario().with_item(
-        ItemSpec::freestyle("app").with_build(BuildSpec::finished(1, BuildResult::Success).with_artifact(ArtifactSpec::sized("a.bin", 1000))),
-    ));
+    let sim = Sim::start(
+        harness::scenario().with_item(
+            ItemSpec::freestyle("app").with_build(
+                BuildSpec::finished(1, BuildResult::Success)
+                    .with_artifact(ArtifactSpec::sized("a.bin", 1000)),
+            ),
+        ),
+    );
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("mirror");
-    let mut child = jam_mirror(&sim, &store_dir, &["--poll-interval", "200ms"], &[]).spawn().unwrap();
+    let mut child = jam_mirror(&sim, &store_dir, &["--poll-interval", "200ms"], &[])
+        .spawn()
+        .unwrap();
     let store = local_store(&store_dir);
     let source = jam::config::default_source_name(&url::Url::parse(&sim.url()).unwrap());
     let layout = jam::layout::Layout::new(source);
@@ -184,19 +248,31 @@ async fn sigterm_stops_the_worker_cleanly() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let t = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "worker ignored SIGTERM");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "worker ignored SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit after SIGTERM: {status:?}");
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("\"message\":\"jam mirror stopped\""), "{log}");
-    assert!(log.contains("\"message\":\"mirrored build\""), "one JSON line per mirrored build: {log}");
+    assert!(
+        log.contains("\"message\":\"mirrored build\""),
+        "one JSON line per mirrored build: {log}"
+    );
     assert!(!log.contains(harness::TOKEN));
 }
