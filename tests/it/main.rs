@@ -5,3 +5,5 @@ mod jenkins_client;
 mod config_files;
 mod mirror;
 mod worker_process;
+mod store_contract;
+mod support;
