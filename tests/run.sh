@@ -179,13 +179,13 @@ SEAWEED_LOG="$LOGS/seaweedfs.log"
 MOTO_PIDFILE="$TMP/moto.pid"
 MOTO_LOG="$LOGS/moto.log"
 SEAWEED_PORTS=()
-FAILED_SERVICE=""
+SHOW_SERVICE_LOGS="" # set while tests run: a failure then shows the end of the service logs
 
 cleanup() {
     local rc=$?
     set +e
-    if ((rc != 0)) && [[ -z "$FAILED_SERVICE" ]]; then
-        # Something failed after the services were up: their logs may say why.
+    if ((rc != 0)) && [[ -n "$SHOW_SERVICE_LOGS" ]]; then
+        # A test failed while the services were up: their logs may say why.
         for f in "$SEAWEED_LOG" "$MOTO_LOG"; do
             [[ -s "$f" ]] && show_log "$(basename "$f" .log)" "$f"
         done
@@ -255,7 +255,6 @@ for attempt in 1 2 3; do
     done
     [[ -n "$started" ]] && break
     if pid_alive "$SEAWEED_PIDFILE"; then
-        FAILED_SERVICE=seaweedfs
         show_log seaweedfs "$SEAWEED_LOG"
         die "SeaweedFS did not answer on $SEAWEED_ENDPOINT within 60 s"
     fi
@@ -263,7 +262,6 @@ for attempt in 1 2 3; do
     rm -f "$SEAWEED_PIDFILE"
 done
 if [[ -z "$started" ]]; then
-    FAILED_SERVICE=seaweedfs
     show_log seaweedfs "$SEAWEED_LOG"
     die "SeaweedFS failed to start 3 times"
 fi
@@ -279,7 +277,6 @@ for _ in $(seq 1 60); do # 60 s
     sleep 1
 done
 if [[ -z "$made" ]] || ! aws_seaweed s3api head-bucket --bucket "$BUCKET" >/dev/null 2>>"$SEAWEED_LOG"; then
-    FAILED_SERVICE=seaweedfs
     show_log seaweedfs "$SEAWEED_LOG"
     die "could not create bucket $BUCKET on SeaweedFS at $SEAWEED_ENDPOINT"
 fi
@@ -313,7 +310,6 @@ for attempt in 1 2 3; do
     done
     [[ -n "$started" ]] && break
     if pid_alive "$MOTO_PIDFILE"; then
-        FAILED_SERVICE=moto
         show_log moto "$MOTO_LOG"
         die "moto did not answer on $MOTO_ENDPOINT within 60 s"
     fi
@@ -321,13 +317,11 @@ for attempt in 1 2 3; do
     rm -f "$MOTO_PIDFILE"
 done
 if [[ -z "$started" ]]; then
-    FAILED_SERVICE=moto
     show_log moto "$MOTO_LOG"
     die "moto failed to start 3 times"
 fi
 status=$(http_status PUT "$MOTO_ENDPOINT/$BUCKET")
 if [[ "$status" != 200 ]]; then
-    FAILED_SERVICE=moto
     show_log moto "$MOTO_LOG"
     die "creating bucket $BUCKET on moto answered $status"
 fi
@@ -345,6 +339,7 @@ export JAM_TEST_MOTO_CMD="$MOTO_CMD" JAM_TEST_MOTO_PIDFILE="$MOTO_PIDFILE" JAM_T
 # --- a command of the caller's --------------------------------------------------------------------------------
 if (($# > 0)); then
     section "$*"
+    SHOW_SERVICE_LOGS=1
     "$@"
     exit $?
 fi
@@ -363,4 +358,5 @@ fi
 
 section "cargo test --workspace"
 # A hung test must not eat CI's 90 minutes silently.
+SHOW_SERVICE_LOGS=1
 timeout --kill-after=30s "${JAM_TEST_TIMEOUT:-60m}" cargo test --workspace
