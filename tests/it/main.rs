@@ -4,6 +4,7 @@ mod config_files;
 mod harness;
 mod jenkins_client;
 mod mirror;
+mod mirror_s3;
 mod store_contract;
 mod support;
 mod worker_process;
