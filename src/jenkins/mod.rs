@@ -173,14 +173,13 @@ pub struct Download {
     pub body: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, JenkinsError>> + Send>>,
 }
 
-/// Removes credentials and query strings (presigned signatures) from a URL for messages.
+/// Removes credentials and the query string (which carries presigned signatures on redirect targets, and
+/// only the `tree` on API calls) from a URL for messages.
 pub fn redact_url(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
-    if u.query().is_some() {
-        u.set_query(Some("…"));
-    }
+    u.set_query(None);
     u.to_string()
 }
 
@@ -345,40 +344,83 @@ impl JenkinsClient {
             .await
     }
 
-    /// GETs JSON with retries; the body is parsed only for 200 responses with a JSON content type.
+    /// GETs JSON with retries; the body is parsed only for 200 responses with a JSON content type. A body
+    /// that breaks off is fetched again; one larger than [`MAX_JSON_BYTES`] is refused.
     pub async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, JenkinsError> {
-        let (resp, _permit) = self
-            .send_with_permit(&url, Some(self.inner.api_timeout), None)
-            .await?;
-        let ctype = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
         let shown = redact_url(&url);
-        if !ctype.contains("json") {
-            return Err(JenkinsError::BadResponse {
-                url: shown,
-                message: format!(
-                    "expected JSON but got '{}' (is the URL a Jenkins controller, or is a login page or proxy in the way?)",
-                    if ctype.is_empty() {
-                        "no content type"
-                    } else {
-                        &ctype
-                    }
-                ),
-            });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (resp, _permit) = self
+                .send_with_permit(&url, Some(self.inner.api_timeout), None)
+                .await?;
+            let ctype = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            if !ctype.contains("json") {
+                return Err(JenkinsError::BadResponse {
+                    url: shown,
+                    message: format!(
+                        "expected JSON but got '{}' (is the URL a Jenkins controller, or is a login page or proxy in the way?)",
+                        if ctype.is_empty() {
+                            "no content type"
+                        } else {
+                            &ctype
+                        }
+                    ),
+                });
+            }
+            let body = match read_limited(resp, MAX_JSON_BYTES).await {
+                Ok(body) => body,
+                Err(BodyError::TooLarge) => {
+                    return Err(JenkinsError::BadResponse {
+                        url: shown,
+                        message: format!(
+                            "the JSON answer is larger than {} MiB; narrow the job filter or lower folder_depth",
+                            MAX_JSON_BYTES >> 20
+                        ),
+                    });
+                }
+                Err(BodyError::Read(e)) if attempt < self.inner.retries => {
+                    let delay =
+                        backoff_delay(attempt, self.inner.backoff.0, self.inner.backoff.1, None);
+                    self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(controller = %self.inner.name, url = %shown, attempt, error = %describe(&e), "JSON answer broke off; retrying");
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                Err(BodyError::Read(e)) => {
+                    return Err(JenkinsError::Transport {
+                        url: shown,
+                        message: format!("reading the answer: {}", describe(&e)),
+                        attempts: attempt,
+                    });
+                }
+            };
+            match serde_json::from_slice(&body) {
+                Ok(v) => return Ok(v),
+                // A body that ends mid-document was cut short on the way: fetch it again.
+                Err(e) if e.is_eof() && attempt < self.inner.retries => {
+                    tracing::warn!(controller = %self.inner.name, url = %shown, attempt, "JSON answer ends early; retrying");
+                    tokio::time::sleep(backoff_delay(
+                        attempt,
+                        self.inner.backoff.0,
+                        self.inner.backoff.1,
+                        None,
+                    ))
+                    .await;
+                }
+                Err(e) => {
+                    return Err(JenkinsError::BadResponse {
+                        url: shown,
+                        message: format!("JSON does not have the expected shape: {e}"),
+                    });
+                }
+            }
         }
-        let body = resp.bytes().await.map_err(|e| JenkinsError::Transport {
-            url: shown.clone(),
-            message: describe(&e),
-            attempts: 1,
-        })?;
-        serde_json::from_slice(&body).map_err(|e| JenkinsError::BadResponse {
-            url: shown,
-            message: format!("JSON does not have the expected shape: {e}"),
-        })
     }
 
     /// Starts an artifact download: follows redirects (without `Authorization` to other hosts), checks the
@@ -519,6 +561,30 @@ impl JenkinsClient {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// The largest JSON answer jam reads (a poll of thousands of jobs is a few MiB).
+pub const MAX_JSON_BYTES: usize = 256 << 20;
+
+enum BodyError {
+    TooLarge,
+    Read(reqwest::Error),
+}
+
+async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|l| l > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(BodyError::Read)?;
+        if out.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// The delay before retry number `attempt` (1-based): exponential from `first`, capped at `cap`, with full

@@ -1,7 +1,7 @@
 //! Shared set-up for tests that run jam against the Jenkins simulator: a user and token, configs built
 //! the way a user writes them, a one-cycle mirror run, and readers for what landed in the store.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use jam::{
     config::{Config, Env, Overrides, parse_toml},
@@ -143,4 +143,20 @@ pub fn artifact_requests(sim: &Sim) -> usize {
         .iter()
         .filter(|r| r.path.contains("/artifact/"))
         .count()
+}
+
+/// Polls `cond` every 50 ms for up to 20 s.
+pub async fn wait_for<F, Fut>(mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -1,6 +1,7 @@
 //! jam's integration tests: one binary, one module per area.
 
 mod config_files;
+mod faults;
 mod harness;
 mod jenkins_client;
 mod mirror;

@@ -1,8 +1,6 @@
 //! End-to-end tests of the mirror worker against the Jenkins simulator and a local directory store:
 //! backfill, new builds, out-of-order completion, corruption and truncation, idempotence.
 
-use std::time::Duration;
-
 use jam::{
     layout::{JobPath, Permalink},
     mirror::Mirror,
@@ -12,7 +10,7 @@ use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, Fault, ItemSpec, RouteKi
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::{
-    self, artifact_requests, assert_build_mirrored, config, index, mirror_once, pointer,
+    self, artifact_requests, assert_build_mirrored, config, index, mirror_once, pointer, wait_for,
 };
 
 fn local() -> (tempfile::TempDir, String) {
@@ -479,22 +477,6 @@ fn start_worker(
     let stop = CancellationToken::new();
     let worker = tokio::spawn(mirror.run(false, stop.clone()));
     (stats, stop, worker)
-}
-
-/// Polls `cond` every 50 ms for up to 20 s.
-async fn wait_for<F, Fut>(mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

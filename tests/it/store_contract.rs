@@ -529,6 +529,40 @@ async fn conditional_create(store: &Store, name: &str) {
     );
     let (got, _) = store.get(&k).await.unwrap().unwrap();
     assert_eq!(&got[..], b"first", "{name}: create never overwrites");
+
+    // Racing creates: exactly one wins, and the object is the winner's.
+    const RACERS: usize = 12;
+    for round in 0..4 {
+        let k = key(&format!("cond/race-{round}/manifest.json"));
+        let tasks: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let store = store.clone();
+                let k = k.clone();
+                tokio::spawn(async move {
+                    let r = store.create(&k, Bytes::from(format!("writer {i}"))).await;
+                    (i, r.unwrap_or_else(|e| panic!("create: {e}")))
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            let (i, created) = t.await.expect("creator task");
+            if created == Created::Created {
+                winners.push(i);
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "{name}: {RACERS} racing creates of {k}: writers {winners:?} all think they created it"
+        );
+        let (got, _) = store.get(&k).await.unwrap().unwrap();
+        assert_eq!(
+            got,
+            format!("writer {}", winners[0]).as_bytes(),
+            "{name}: the object is the winner's"
+        );
+    }
 }
 
 /// Concurrent read-modify-write updates all land: 8 writers × 5 increments end at 40.
