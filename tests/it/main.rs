@@ -6,6 +6,7 @@ mod harness;
 mod jenkins_client;
 mod mirror;
 mod mirror_s3;
+mod security;
 mod store_contract;
 mod support;
 mod worker_process;
