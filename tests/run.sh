@@ -168,7 +168,8 @@ stop() {
 # show_log NAME FILE: the end of a service log, for a failure message.
 show_log() {
     printf -- '---- last lines of %s (%s) ----\n' "$1" "$2" >&2
-    tail -n 40 "$2" >&2 || true
+    # Successful requests in an access log say nothing about a failure.
+    grep -vE '"[A-Z]+ [^"]*" [23][0-9][0-9] ' "$2" | tail -n 40 >&2 || true
     printf -- '---- end of %s log ----\n' "$1" >&2
 }
 
