@@ -8,12 +8,16 @@
 //! Modules, one concern each: [`config`] (file, environment, flags), [`store`] (store URLs and conditional
 //! writes), [`layout`] (the key scheme, a public contract), [`manifest`] (the JSON documents beside the
 //! bytes), [`jenkins`] (the API client), [`transfer`] (one artifact, Jenkins → hashes → store), [`mirror`]
-//! (the worker), [`telemetry`] (logs), and [`cli`] (the `jam` command line). The binary is a thin shell
+//! (the worker), [`catalog`] (reading what the mirror holds: jobs, indexes, pointers, manifests), [`fetch`]
+//! (resolving a job, build and artifacts and downloading them to verified files), [`verify`] (the archive
+//! audit), [`telemetry`] (logs), and [`cli`] (the `jam` command line). The binary is a thin shell
 //! over [`cli::run`].
 
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod jenkins;
 pub mod layout;
 pub mod manifest;
@@ -21,5 +25,6 @@ pub mod mirror;
 pub mod store;
 pub mod telemetry;
 pub mod transfer;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -1,7 +1,11 @@
 //! The `jam` command line: argument definitions, logging and runtime setup, and the mapping from errors to
 //! exit codes. Each subcommand lives in its own module with its `Args` and `run`.
 
+mod fetch;
+mod ls;
 mod mirror;
+mod shared;
+mod verify;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
@@ -49,24 +53,16 @@ pub enum Command {
     /// Poll Jenkins and mirror finished builds into the store.
     Mirror(mirror::MirrorArgs),
     /// Get artifacts of a job's latest (or a chosen) build.
-    Fetch(NotYet),
+    Fetch(fetch::FetchArgs),
     /// List mirrored jobs, a job's builds, or a build's artifacts.
-    Ls(NotYet),
+    Ls(ls::LsArgs),
     /// Audit the mirror: manifests, objects, checksums, pointers.
-    Verify(NotYet),
+    Verify(verify::VerifyArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
-}
-
-/// Arguments of a command that is not implemented yet.
-#[derive(Debug, clap::Args)]
-pub struct NotYet {
-    /// Arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
 }
 
 impl Cli {
@@ -110,9 +106,9 @@ pub fn run(cli: Cli) -> crate::Result<u8> {
             Ok(exit::OK)
         }
         Command::Mirror(args) => mirror::run(args, flags),
-        Command::Fetch(_) | Command::Ls(_) | Command::Verify(_) => Err(Error::Other(
-            "this command is not implemented yet in this build of jam".into(),
-        )),
+        Command::Fetch(args) => fetch::run(args, flags),
+        Command::Ls(args) => ls::run(args, flags),
+        Command::Verify(args) => verify::run(args, flags),
     }
 }
 
