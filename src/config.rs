@@ -242,6 +242,8 @@ pub struct RawMirror {
     pub shutdown_grace: Option<Dur>,
     /// Check MD5s against Jenkins fingerprints.
     pub verify_fingerprints: Option<bool>,
+    /// This worker's name in the store's upload journal.
+    pub worker_id: Option<String>,
 }
 
 /// `[[jenkins]]` as written.
@@ -386,6 +388,8 @@ pub struct MirrorConfig {
     pub shutdown_grace: Duration,
     /// Check MD5s against Jenkins fingerprints.
     pub verify_fingerprints: bool,
+    /// This worker's name in the store's upload journal (distinct per worker sharing a bucket).
+    pub worker_id: String,
 }
 
 /// One Jenkins controller; see [`crate::jenkins`].
@@ -782,6 +786,14 @@ fn mirror_config(raw: RawMirror, flags: &Overrides) -> Result<MirrorConfig, Conf
             .map(|d| d.0)
             .unwrap_or(Duration::from_secs(30)),
         verify_fingerprints: raw.verify_fingerprints.unwrap_or(true),
+        worker_id: match raw.worker_id {
+            Some(id) => {
+                validate_source_name(&id)
+                    .map_err(|m| ConfigError::invalid("mirror.worker_id", m))?;
+                id
+            }
+            None => hostname(),
+        },
     })
 }
 
@@ -942,6 +954,28 @@ pub fn default_source_name(url: &Url) -> String {
     match url.port() {
         Some(p) => format!("{host}_{p}"),
         None => host,
+    }
+}
+
+/// The host name (`/proc/sys/kernel/hostname`), reduced to the characters a worker id may hold.
+fn hostname() -> String {
+    let name: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    if name.is_empty() || name == "." || name == ".." {
+        "jam".into()
+    } else {
+        name
     }
 }
 

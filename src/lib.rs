@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod jenkins;
+pub mod journal;
 pub mod layout;
 pub mod manifest;
 pub mod mirror;

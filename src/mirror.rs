@@ -34,6 +34,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     config::{Backfill, Config, JenkinsConfig, JobFilter, MirrorConfig},
     jenkins::{JenkinsClient, JenkinsError, model::BuildDetails},
+    journal::UploadJournal,
     layout::{self, JobPath, Layout, PERMALINKS},
     manifest::{
         ArtifactEntry, BuildSummary, Failure, JobIndex, Manifest, Pointer, Scm, now_rfc3339,
@@ -130,7 +131,7 @@ pub struct Summary {
     pub missed: u64,
     /// Controllers whose credentials were refused.
     pub unauthorized: Vec<String>,
-    /// Other controller-level errors (poll failures).
+    /// Poll failures, and jobs that could not be looked at (Jenkins or store errors).
     pub poll_errors: u64,
 }
 
@@ -153,6 +154,8 @@ struct Shared {
     builds: Arc<Semaphore>,
     stats: Arc<Stats>,
     abort: CancellationToken,
+    /// Records open multipart uploads so a restarted worker can abort what a killed one left open.
+    journal: UploadJournal,
 }
 
 /// One controller and what the loop remembers about its jobs.
@@ -246,7 +249,9 @@ impl Mirror {
             part_uploads: cfg.part_uploads,
             budget: ByteBudget::new(cfg.buffer_budget),
         };
+        let journal = UploadJournal::new(store.clone(), &cfg.worker_id);
         let shared = Arc::new(Shared {
+            journal,
             transfers: Arc::new(Semaphore::new(cfg.transfers)),
             builds: Arc::new(Semaphore::new(cfg.transfers.max(2))),
             cfg,
@@ -280,6 +285,14 @@ impl Mirror {
         let tracker = TaskTracker::new();
         let mut summary = Summary::default();
         let mut in_flight = 0usize;
+        match self.shared.journal.abort_leftovers().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                uploads = n,
+                "aborted multipart uploads a previous run left open"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not read the upload journal"),
+        }
         let mut tick = tokio::time::interval(self.shared.cfg.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -339,7 +352,10 @@ impl Mirror {
     ) -> usize {
         let mut started = 0;
         for i in 0..self.sources.len() {
-            match self.poll_source(i, tx, tracker).await {
+            match self
+                .poll_source(i, tx, tracker, &mut summary.poll_errors)
+                .await
+            {
                 Ok(n) => started += n,
                 Err(e) => {
                     let src = &mut self.sources[i];
@@ -376,6 +392,7 @@ impl Mirror {
         i: usize,
         tx: &mpsc::UnboundedSender<Report>,
         tracker: &TaskTracker,
+        job_errors: &mut u64,
     ) -> Result<usize, BuildError> {
         let now = Instant::now();
         if self.sources[i].locked_until.is_some_and(|t| t > now) {
@@ -418,6 +435,7 @@ impl Mirror {
                 }
                 Err(BuildError::Jenkins(e)) if e.is_unauthorized() => return Err(e.into()),
                 Err(e) => {
+                    *job_errors += 1;
                     tracing::warn!(controller = %src.client.name(), job = %job.path, error = %e, "cannot look at job; trying again next cycle");
                 }
             }
@@ -899,6 +917,7 @@ impl BuildTask {
                     dl,
                     &self.shared.limits,
                     md5,
+                    Some(&self.shared.journal),
                     &self.shared.abort,
                     &|n| {
                         stats.bytes.fetch_add(n, Ordering::Relaxed);

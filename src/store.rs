@@ -18,6 +18,7 @@ use object_store::{
     aws::{AmazonS3Builder, S3ConditionalPut},
     local::LocalFileSystem,
     memory::InMemory,
+    multipart::MultipartStore,
     path::Path,
     prefix::PrefixStore,
 };
@@ -96,6 +97,9 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
+    /// The same backend's multipart API, where it has one (S3, memory): uploads whose ids jam records so
+    /// a restarted worker can abort what a killed one left open.
+    multipart: Option<Arc<dyn MultipartStore>>,
     backend: Backend,
     describe: String,
     /// Serialises [`Store::update`] on backends without a native conditional update.
@@ -138,15 +142,20 @@ impl Store {
                 ));
             }
             let s3 = build_s3(cfg, bucket).map_err(|e| bad(e.to_string()))?;
-            return Store::with_prefix(Arc::new(s3), Backend::S3, prefix, url.to_string())
-                .map_err(|e| bad(e.to_string()));
+            let prefix = prefix.trim_matches('/');
+            if prefix.is_empty() {
+                let s3 = Arc::new(s3);
+                return Ok(Store::new(s3.clone(), Backend::S3, url.to_string()).with_multipart(s3));
+            }
+            let p = Path::parse(prefix).map_err(|e| bad(e.to_string()))?;
+            let s3 = Arc::new(PrefixStore::new(s3, p));
+            return Ok(Store::new(s3.clone(), Backend::S3, url.to_string()).with_multipart(s3));
         }
         if url == "memory://" || url == "memory:///" {
-            return Ok(Store::new(
-                Arc::new(InMemory::new()),
-                Backend::Memory,
-                "memory://".into(),
-            ));
+            let mem = Arc::new(InMemory::new());
+            return Ok(
+                Store::new(mem.clone(), Backend::Memory, "memory://".into()).with_multipart(mem)
+            );
         }
         let dir = if let Some(rest) = url.strip_prefix("file://") {
             if !rest.starts_with('/') {
@@ -177,28 +186,22 @@ impl Store {
     pub fn new(inner: Arc<dyn ObjectStore>, backend: Backend, describe: String) -> Store {
         Store {
             inner,
+            multipart: None,
             backend,
             describe,
             update_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
-    fn with_prefix(
-        inner: Arc<dyn ObjectStore>,
-        backend: Backend,
-        prefix: &str,
-        describe: String,
-    ) -> Result<Store, object_store::path::Error> {
-        let prefix = prefix.trim_matches('/');
-        if prefix.is_empty() {
-            return Ok(Store::new(inner, backend, describe));
-        }
-        let p = Path::parse(prefix)?;
-        Ok(Store::new(
-            Arc::new(PrefixStore::new(inner, p)),
-            backend,
-            describe,
-        ))
+    /// Adds the backend's multipart API (see [`Store::multipart`]).
+    pub fn with_multipart(mut self, multipart: Arc<dyn MultipartStore>) -> Store {
+        self.multipart = Some(multipart);
+        self
+    }
+
+    /// The backend's multipart API, when jam drives multipart uploads itself (S3, memory).
+    pub fn multipart(&self) -> Option<&Arc<dyn MultipartStore>> {
+        self.multipart.as_ref()
     }
 
     /// The backend, for code that must know (e.g. tests and `jam doctor`).
@@ -344,6 +347,21 @@ impl Store {
             .await
             .map_err(StoreError::op("list", prefix))?;
         Ok((r.objects, r.common_prefixes))
+    }
+
+    /// Checks that the store answers: one listing of jam's own `.jam/` prefix (a missing bucket, wrong
+    /// credentials or an unreachable endpoint fail here, before any work starts).
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.list_dir(&Path::from(".jam")).await.map(|_| ()).map_err(|e| match e {
+            StoreError::Op { source, .. } => StoreError::Config {
+                url: self.describe.clone(),
+                message: format!(
+                    "the store does not answer as expected ({source}); check that the bucket exists, the endpoint \
+                     and region are right, and the credentials may list and write it"
+                ),
+            },
+            other => other,
+        })
     }
 
     /// Lists every object below `prefix`, recursively.

@@ -12,13 +12,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use md5::Md5;
-use object_store::{ObjectStoreExt, PutPayload, WriteMultipart, path::Path};
+use object_store::{
+    ObjectStoreExt, PutPayload, WriteMultipart,
+    multipart::{MultipartStore, PartId},
+    path::Path,
+};
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     jenkins::{Download, JenkinsError},
+    journal::UploadJournal,
     store::Store,
 };
 
@@ -47,6 +52,9 @@ pub enum TransferError {
         /// Received.
         received: u64,
     },
+    /// The upload journal could not be written, so the upload was not started.
+    #[error("cannot record the upload in the journal: {0}")]
+    Journal(String),
     /// The transfer was cancelled (shutdown).
     #[error("cancelled")]
     Cancelled,
@@ -161,6 +169,7 @@ pub async fn upload(
     mut download: Download,
     limits: &TransferLimits,
     md5: bool,
+    journal: Option<&UploadJournal>,
     cancel: &CancellationToken,
     on_bytes: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Transferred, TransferError> {
@@ -217,6 +226,16 @@ pub async fn upload(
         .budget
         .reserve(limits.part_size as u64 * (limits.part_uploads as u64 + 1))
         .await;
+    if let (Some(mp), Some(journal)) = (store.multipart(), journal) {
+        let mut source = Source {
+            download: &mut download,
+            hasher: &mut hasher,
+            cancel,
+            on_bytes,
+        };
+        upload_journaled(mp, journal, key, &mut source, limits, cancel).await?;
+        return Ok(hasher.finish());
+    }
     let upload = store
         .object_store()
         .put_multipart(key)
@@ -270,4 +289,181 @@ pub async fn upload(
 /// SHA-256 of a byte slice, lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// The incoming side of a transfer: the download, hashed and counted as it is read.
+struct Source<'a> {
+    download: &'a mut Download,
+    hasher: &'a mut Hasher,
+    cancel: &'a CancellationToken,
+    on_bytes: &'a (dyn Fn(u64) + Send + Sync),
+}
+
+impl Source<'_> {
+    /// The next chunk, hashed; `None` at the end (after checking `Content-Length`).
+    async fn next(&mut self) -> Result<Option<Bytes>, TransferError> {
+        let next = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return Err(TransferError::Cancelled),
+            n = self.download.body.next() => n,
+        };
+        let expected = self.download.content_length;
+        let Some(chunk) = next else {
+            return match expected {
+                Some(e) if e != self.hasher.size() => Err(self.length_error(e)),
+                _ => Ok(None),
+            };
+        };
+        let chunk = chunk?;
+        self.hasher.update(&chunk);
+        (self.on_bytes)(chunk.len() as u64);
+        match expected {
+            Some(e) if self.hasher.size() > e => Err(self.length_error(e)),
+            _ => Ok(Some(chunk)),
+        }
+    }
+
+    fn length_error(&self, expected: u64) -> TransferError {
+        TransferError::Length {
+            url: self.download.url.clone(),
+            expected,
+            received: self.hasher.size(),
+        }
+    }
+}
+
+/// A multipart upload jam drives itself, so its id can be journaled: parts are cut at exactly `part_size`
+/// (zero-copy splits of the arriving chunks), at most `part_uploads` upload at once, and any error or
+/// cancellation aborts the upload. The journal entry is removed once the upload is completed or aborted.
+async fn upload_journaled(
+    mp: &Arc<dyn MultipartStore>,
+    journal: &UploadJournal,
+    key: &Path,
+    source: &mut Source<'_>,
+    limits: &TransferLimits,
+    cancel: &CancellationToken,
+) -> Result<(), TransferError> {
+    let store_err = |source| TransferError::Store {
+        key: key.to_string(),
+        source,
+    };
+    let id = mp.create_multipart(key).await.map_err(store_err)?;
+    let entry = match journal.record(key, &id).await {
+        Ok(entry) => entry,
+        Err(e) => {
+            let _ = mp.abort_multipart(key, &id).await;
+            return Err(TransferError::Journal(e.to_string()));
+        }
+    };
+    let mut parts: Vec<Option<PartId>> = Vec::new();
+    let mut uploads: tokio::task::JoinSet<(usize, object_store::Result<PartId>)> =
+        tokio::task::JoinSet::new();
+    let result: Result<(), TransferError> = async {
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_len = 0usize;
+        let mut done = false;
+        while !done {
+            match source.next().await? {
+                Some(mut chunk) => {
+                    while pending_len + chunk.len() >= limits.part_size {
+                        let head = chunk.split_to(limits.part_size - pending_len);
+                        pending.push(head);
+                        let part: PutPayload = std::mem::take(&mut pending).into_iter().collect();
+                        pending_len = 0;
+                        start_part(
+                            mp,
+                            key,
+                            &id,
+                            part,
+                            &mut parts,
+                            &mut uploads,
+                            limits.part_uploads,
+                            cancel,
+                        )
+                        .await?;
+                    }
+                    if !chunk.is_empty() {
+                        pending_len += chunk.len();
+                        pending.push(chunk);
+                    }
+                }
+                None => done = true,
+            }
+        }
+        if pending_len > 0 || parts.is_empty() {
+            let part: PutPayload = pending.into_iter().collect();
+            start_part(mp, key, &id, part, &mut parts, &mut uploads, 1, cancel).await?;
+        }
+        while let Some(joined) = uploads.join_next().await {
+            record_part(joined, &mut parts).map_err(store_err)?;
+        }
+        let parts: Vec<PartId> = parts
+            .into_iter()
+            .map(|p| p.expect("every part uploaded"))
+            .collect();
+        // Not cancellable: completing is quick, and a dropped completion would leave the upload open.
+        mp.complete_multipart(key, &id, parts)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            journal.forget(&entry).await;
+            Ok(())
+        }
+        Err(e) => {
+            uploads.abort_all();
+            match mp.abort_multipart(key, &id).await {
+                Ok(()) => journal.forget(&entry).await,
+                Err(abort) => {
+                    tracing::warn!(key = %key, error = %abort, "could not abort multipart upload; the next start retries")
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Waits for a slot (at most `in_flight` parts uploading), then starts uploading one part.
+#[allow(clippy::too_many_arguments)]
+async fn start_part(
+    mp: &Arc<dyn MultipartStore>,
+    key: &Path,
+    id: &str,
+    part: PutPayload,
+    parts: &mut Vec<Option<PartId>>,
+    uploads: &mut tokio::task::JoinSet<(usize, object_store::Result<PartId>)>,
+    in_flight: usize,
+    cancel: &CancellationToken,
+) -> Result<(), TransferError> {
+    while uploads.len() >= in_flight.max(1) {
+        let joined = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+            j = uploads.join_next() => j.expect("uploads is not empty"),
+        };
+        record_part(joined, parts).map_err(|source| TransferError::Store {
+            key: key.to_string(),
+            source,
+        })?;
+    }
+    let idx = parts.len();
+    parts.push(None);
+    let (mp, key, id) = (mp.clone(), key.clone(), id.to_string());
+    uploads.spawn(async move { (idx, mp.put_part(&key, &id, idx, part).await) });
+    Ok(())
+}
+
+fn record_part(
+    joined: Result<(usize, object_store::Result<PartId>), tokio::task::JoinError>,
+    parts: &mut [Option<PartId>],
+) -> object_store::Result<()> {
+    let (idx, res) = joined.map_err(|e| object_store::Error::Generic {
+        store: "jam",
+        source: Box::new(e),
+    })?;
+    parts[idx] = Some(res?);
+    Ok(())
 }

@@ -37,6 +37,7 @@ pub fn run(args: MirrorArgs, mut flags: Overrides) -> crate::Result<u8> {
     let store = Store::open(&cfg.store)?;
     let rt = super::runtime()?;
     rt.block_on(async move {
+        store.probe().await?;
         let mirror = Mirror::new(&cfg, store.clone())?;
         let shutdown = CancellationToken::new();
         let abort = mirror.abort_token();

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 use jam::{
     jenkins::{Download, JenkinsError},
+    journal::UploadJournal,
     layout::{self, JobPath, Layout, Permalink},
     store::{Backend, Created, Store},
     transfer::{self, ByteBudget, TransferError, TransferLimits, Transferred},
@@ -110,6 +111,7 @@ async fn contract(store: &Store, name: &str, s3: Option<&S3Target>) {
     small_transfer(store, name).await;
     multipart_transfer(store, name).await;
     aborted_multipart(store, name, s3).await;
+    journal_aborts_leftovers(store, name, s3).await;
     conditional_create(store, name).await;
     conditional_update(store, name).await;
     stale_etag(store, name).await;
@@ -346,7 +348,18 @@ async fn run_upload(
     download: Download,
     cancel: &CancellationToken,
 ) -> Result<Transferred, TransferError> {
-    transfer::upload(store, k, download, &limits(), false, cancel, &|_| {}).await
+    let journal = UploadJournal::new(store.clone(), "contract");
+    transfer::upload(
+        store,
+        k,
+        download,
+        &limits(),
+        false,
+        Some(&journal),
+        cancel,
+        &|_| {},
+    )
+    .await
 }
 
 /// SHA-256 (hex) and size of an object, streamed back from the store.
@@ -504,6 +517,69 @@ async fn aborted_multipart(store: &Store, name: &str, s3: Option<&S3Target>) {
         }
         Backend::Memory => {}
     }
+}
+
+/// An upload left open by a killed worker (created, one part sent, never completed) is recorded in the
+/// journal; the next start of the same worker aborts it, and no upload stays pending on the server.
+async fn journal_aborts_leftovers(store: &Store, name: &str, s3: Option<&S3Target>) {
+    let Some(mp) = store.multipart() else {
+        assert_eq!(
+            store.backend(),
+            Backend::Local,
+            "{name}: only the local directory lacks the multipart API"
+        );
+        return;
+    };
+    let journal = UploadJournal::new(store.clone(), "killed-worker");
+    let k = key("journal/left-open.bin");
+    let id = mp.create_multipart(&k).await.unwrap();
+    mp.put_part(&k, &id, 0, PutPayload::from(synthetic(0, PART)))
+        .await
+        .unwrap();
+    journal.record(&k, &id).await.unwrap();
+    let other = UploadJournal::new(store.clone(), "another-worker");
+    assert_eq!(
+        other.abort_leftovers().await.unwrap(),
+        0,
+        "{name}: a worker only aborts its own uploads"
+    );
+    assert_eq!(
+        journal.abort_leftovers().await.unwrap(),
+        1,
+        "{name}: the leftover upload is aborted"
+    );
+    assert_eq!(
+        journal.abort_leftovers().await.unwrap(),
+        0,
+        "{name}: and forgotten"
+    );
+    assert!(
+        store.head(&k).await.unwrap().is_none(),
+        "{name}: no object appeared"
+    );
+    if let Some(t) = s3 {
+        let prefix = format!("{}/journal/", t.prefix);
+        if let Some(pending) = support::pending_multipart_uploads(&t.env, &prefix) {
+            assert!(
+                pending.is_empty(),
+                "{name}: still pending after the journal's abort: {pending:?}"
+            );
+        }
+    }
+    // Completed and aborted transfers left no journal entries behind.
+    let entries = store
+        .list_all(&Path::from(".jam/uploads/contract"))
+        .await
+        .unwrap();
+    assert!(
+        entries.is_empty(),
+        "{name}: journal entries left: {:?}",
+        locations(&entries)
+    );
+    store
+        .delete(&Path::from(".jam/uploads/killed-worker"))
+        .await
+        .unwrap();
 }
 
 // ----------------------------------------------------------------------------------------------------------
