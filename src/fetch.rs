@@ -11,6 +11,8 @@
 //! its target directory, hashing as it goes, and renames it to the final name only when size and digest
 //! match. A failed, cancelled or dropped download removes its temporary file, so a file under its final
 //! name is always complete and verified. A local file that already has the recorded SHA-256 is left alone.
+//! Several artifacts download at once; a large store object is read as parallel ranges ([`RangedReads`]),
+//! reassembled in order so it is still hashed and written as one sequential stream.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -627,6 +629,30 @@ pub struct Fetcher {
     store: Option<Store>,
     jenkins: Option<JenkinsClient>,
     progress: Arc<dyn Progress>,
+    ranged: RangedReads,
+}
+
+/// Parallel ranged reads of large store objects: the object is read as `part_size` ranges, `parallel` at a
+/// time, and reassembled in order (so hashing and writing stay sequential and memory stays bounded at
+/// `parallel × part_size`).
+#[derive(Debug, Clone, Copy)]
+pub struct RangedReads {
+    /// Objects at least this large are read in ranges.
+    pub min_size: u64,
+    /// Range size.
+    pub part_size: u64,
+    /// Ranges in flight.
+    pub parallel: usize,
+}
+
+impl Default for RangedReads {
+    fn default() -> Self {
+        RangedReads {
+            min_size: 64 * 1024 * 1024,
+            part_size: 8 * 1024 * 1024,
+            parallel: 4,
+        }
+    }
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -647,6 +673,7 @@ impl Fetcher {
             store: Some(store),
             jenkins: None,
             progress: Arc::new(NoProgress),
+            ranged: RangedReads::default(),
         }
     }
 
@@ -656,7 +683,14 @@ impl Fetcher {
             store: None,
             jenkins: Some(client),
             progress: Arc::new(NoProgress),
+            ranged: RangedReads::default(),
         }
+    }
+
+    /// Sets when and how large store objects are read in parallel ranges.
+    pub fn with_ranged_reads(mut self, r: RangedReads) -> Fetcher {
+        self.ranged = r;
+        self
     }
 
     /// Reports progress to `p`.
@@ -884,6 +918,10 @@ impl Fetcher {
                         a.path
                     )));
                 }
+                if size >= self.ranged.min_size && self.ranged.part_size > 0 {
+                    drop(r);
+                    return Ok((Some(size), self.ranged_body(store, key, size)));
+                }
                 let k = key.to_string();
                 let body = r
                     .into_stream()
@@ -903,6 +941,34 @@ impl Fetcher {
                 Ok((d.content_length, d.body.map_err(FetchError::from).boxed()))
             }
         }
+    }
+}
+
+impl Fetcher {
+    /// The object as consecutive ranges read `parallel` at a time, yielded in order.
+    fn ranged_body(&self, store: &Store, key: &Path, size: u64) -> ByteStream {
+        let part = self.ranged.part_size;
+        let ranges: Vec<std::ops::Range<u64>> = (0..size.div_ceil(part))
+            .map(|i| i * part..((i + 1) * part).min(size))
+            .collect();
+        let store = store.object_store().clone();
+        let key = key.clone();
+        futures::stream::iter(ranges)
+            .map(move |r| {
+                let store = store.clone();
+                let key = key.clone();
+                async move {
+                    store
+                        .get_range(&key, r)
+                        .await
+                        .map_err(|source| FetchError::StoreRead {
+                            key: key.to_string(),
+                            source,
+                        })
+                }
+            })
+            .buffered(self.ranged.parallel.max(1))
+            .boxed()
     }
 }
 

@@ -1170,3 +1170,51 @@ async fn fetch_ls_verify_against_seaweedfs() {
     assert!(text.contains(bad) && text.contains("checksum"), "{text}");
     assert!(text.contains(gone) && text.contains("missing"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_objects_are_read_in_parallel_ranges_and_still_verified() {
+    let w = world().await;
+    let store = Store::open(&jam::config::StoreConfig::new(
+        w.store_dir.to_str().unwrap(),
+    ))
+    .unwrap();
+    let catalog = Catalog::new(store.clone());
+    let fetcher = fetch::Fetcher::from_store(store).with_ranged_reads(fetch::RangedReads {
+        min_size: 1000,
+        part_size: 700,
+        parallel: 3,
+    });
+    let mut r = fetch::resolve_from_mirror(
+        &catalog,
+        "ci",
+        &JobArg::parse("team/app").unwrap(),
+        BuildSelector::Number(1),
+    )
+    .await
+    .unwrap();
+    r.select(&["dist/**".into()]).unwrap();
+    let opts = fetch::DirOptions {
+        dir: w.out("ranged"),
+        flatten: false,
+        force: false,
+        parallel: 2,
+    };
+    let got = fetcher.fetch_to_dir(&r, &opts).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        file_sha(&w.out("ranged/dist/app.bin")),
+        w.sha("team/app", 1, "dist/app.bin")
+    );
+    // A corrupt byte in the middle range is caught.
+    let key = w.object("ci/job/team/job/app/1/artifact/dist/app.bin");
+    let mut bytes = std::fs::read(&key).unwrap();
+    bytes[1500] ^= 0xff;
+    std::fs::write(&key, bytes).unwrap();
+    let opts = fetch::DirOptions {
+        force: true,
+        ..opts
+    };
+    let err = fetcher.fetch_to_dir(&r, &opts).await.unwrap_err();
+    assert!(matches!(err, fetch::FetchError::Integrity(_)), "{err}");
+    assert_eq!(jam::Error::from(err).exit_code(), 4);
+}
