@@ -163,6 +163,7 @@ impl Hasher {
 
 /// Streams a download into `key`, hashing every byte. On error or cancellation nothing is left behind but
 /// (for single PUTs) nothing at all, and (for multipart) an aborted upload.
+#[allow(clippy::too_many_arguments)] // each argument is a separate concern of the caller
 pub async fn upload(
     store: &Store,
     key: &Path,

@@ -11,11 +11,57 @@ use jam::{config::StoreConfig, layout::JobPath, store::Store};
 use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemSpec, Sim};
 use rand::{Rng, SeedableRng};
 
-use crate::harness;
+use crate::{
+    harness,
+    support::{self, S3Kind},
+};
+
+/// Where a `jam mirror` process writes: the `JAM_STORE` URL and the environment that goes with it.
+struct Target {
+    env: Vec<(String, String)>,
+    store: Store,
+    /// The S3 server and prefix, to look for orphaned uploads; `None` for a local directory.
+    s3: Option<(support::S3Env, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    fn local() -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror").display().to_string();
+        Target {
+            env: vec![("JAM_STORE".into(), path.clone())],
+            store: Store::open(&StoreConfig::new(path)).unwrap(),
+            s3: None,
+            _dir: Some(dir),
+        }
+    }
+
+    fn seaweed() -> Option<Target> {
+        let t = support::s3_target(S3Kind::Seaweed)?;
+        let env = vec![
+            (
+                "JAM_STORE".into(),
+                format!("s3://{}/{}", t.env.bucket, t.prefix),
+            ),
+            ("AWS_ENDPOINT_URL".into(), t.env.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), t.env.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), t.env.secret_key.clone()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ALLOW_HTTP".into(), "true".into()),
+        ];
+        Some(Target {
+            env,
+            store: t.store,
+            s3: Some((t.env, t.prefix)),
+            _dir: None,
+        })
+    }
+}
 
 fn jam_mirror(
     sim: &Sim,
-    store_dir: &std::path::Path,
+    target: &Target,
     extra_args: &[&str],
     extra_env: &[(&str, &str)],
 ) -> Command {
@@ -25,27 +71,39 @@ fn jam_mirror(
         .env("JENKINS_URL", sim.url())
         .env("JENKINS_USER", harness::USER)
         .env("JENKINS_API_TOKEN", harness::TOKEN)
-        .env("JAM_STORE", store_dir)
-        .current_dir(store_dir.parent().unwrap())
+        .current_dir(std::env::temp_dir())
         .args(["--log-format", "json", "mirror"])
         .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    for (k, v) in &target.env {
+        cmd.env(k, v);
+    }
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
     cmd
 }
 
-fn local_store(dir: &std::path::Path) -> Store {
-    Store::open(&StoreConfig::new(dir.display().to_string())).unwrap()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_then_restart_leaves_a_complete_mirror_local() {
+    sigkill_rounds(Target::local(), 8).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_points_then_restart_leaves_a_complete_mirror() {
-    const ROUNDS: u64 = 8;
-    const BUILDS: u64 = ROUNDS + 2;
+async fn sigkill_at_random_points_then_restart_leaves_a_complete_mirror_seaweedfs() {
+    let Some(target) = Target::seaweed() else {
+        return;
+    };
+    sigkill_rounds(target, 20).await;
+}
+
+/// Each round adds a build (so there is always work in flight), starts `jam mirror --once`, and kills it
+/// with SIGKILL after a seeded random delay; after every round each committed build must be complete and
+/// correct. A last run without a kill must leave every build mirrored, and no multipart upload open.
+async fn sigkill_rounds(target: Target, rounds: u64) {
+    let builds = rounds + 2;
     let build = |n: u64| {
         BuildSpec::finished(n, BuildResult::Success)
             .with_artifact(ArtifactSpec::sized("big.bin", 24 << 20))
@@ -58,27 +116,21 @@ async fn sigkill_at_random_points_then_restart_leaves_a_complete_mirror() {
                 .with_build(build(2)),
         ),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("mirror");
     let source = jam::config::default_source_name(&url::Url::parse(&sim.url()).unwrap());
     let layout = jam::layout::Layout::new(source.clone());
     let job = JobPath::new(["app"]);
     let mut rng = rand::rngs::StdRng::seed_from_u64(20261127);
-    for round in 0..ROUNDS {
-        // Always something new to mirror when the kill comes.
+    for round in 0..rounds {
         sim.add_build("app", build(round + 3)).unwrap();
-        let mut child = jam_mirror(&sim, &store_dir, &["--once"], &[])
-            .spawn()
-            .unwrap();
+        let mut child = jam_mirror(&sim, &target, &["--once"], &[]).spawn().unwrap();
         let delay = Duration::from_millis(rng.random_range(20..700));
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        let store = local_store(&store_dir);
-        let done = assert_only_complete_builds_in(&store, &sim, &layout, &job, BUILDS).await;
+        let done = assert_only_complete_builds_in(&target.store, &sim, &layout, &job, builds).await;
         eprintln!("round {round}: killed after {delay:?}, {done} builds committed");
     }
-    let out = jam_mirror(&sim, &store_dir, &["--once"], &[])
+    let out = jam_mirror(&sim, &target, &["--once"], &[])
         .output()
         .unwrap();
     assert!(
@@ -86,13 +138,20 @@ async fn sigkill_at_random_points_then_restart_leaves_a_complete_mirror() {
         "final run failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let store = local_store(&store_dir);
     assert_eq!(
-        assert_only_complete_builds_in(&store, &sim, &layout, &job, BUILDS).await,
-        BUILDS as usize
+        assert_only_complete_builds_in(&target.store, &sim, &layout, &job, builds).await,
+        builds as usize
     );
-    let ix = index_in(&store, &layout, &job).await;
-    assert_eq!(ix.builds.len(), BUILDS as usize);
+    let ix = index_in(&target.store, &layout, &job).await;
+    assert_eq!(ix.builds.len(), builds as usize);
+    if let Some((env, prefix)) = &target.s3
+        && let Some(pending) = support::pending_multipart_uploads(env, &format!("{prefix}/"))
+    {
+        assert!(
+            pending.is_empty(),
+            "multipart uploads left open after the final run: {pending:?}"
+        );
+    }
 }
 
 /// Checks every committed build's artifacts byte for byte; returns how many builds are committed.
@@ -163,12 +222,12 @@ async fn two_gib_artifact_streams_in_bounded_memory() {
         ),
     );
     let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("mirror");
+    let target = Target::local();
     let cfg = dir.path().join("jam.toml");
     std::fs::write(&cfg, format!("[mirror]\nbuffer_budget = \"{BUDGET_MIB} MiB\"\npart_size = \"8 MiB\"\npart_uploads = 2\n")).unwrap();
     let mut child = jam_mirror(
         &sim,
-        &store_dir,
+        &target,
         &["--once"],
         &[("JAM_CONFIG", cfg.to_str().unwrap())],
     )
@@ -204,7 +263,7 @@ async fn two_gib_artifact_streams_in_bounded_memory() {
         "peak RSS {} MiB exceeds budget {BUDGET_MIB} MiB + 48 MiB",
         peak >> 20
     );
-    let store = local_store(&store_dir);
+    let store = target.store.clone();
     let source = jam::config::default_source_name(&url::Url::parse(&sim.url()).unwrap());
     let layout = jam::layout::Layout::new(source);
     let key = jam::layout::path(&layout.manifest_key(&JobPath::new(["app"]), 1));
@@ -233,12 +292,11 @@ async fn sigterm_stops_the_worker_cleanly() {
             ),
         ),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("mirror");
-    let mut child = jam_mirror(&sim, &store_dir, &["--poll-interval", "200ms"], &[])
+    let target = Target::local();
+    let mut child = jam_mirror(&sim, &target, &["--poll-interval", "200ms"], &[])
         .spawn()
         .unwrap();
-    let store = local_store(&store_dir);
+    let store = target.store.clone();
     let source = jam::config::default_source_name(&url::Url::parse(&sim.url()).unwrap());
     let layout = jam::layout::Layout::new(source);
     let key = jam::layout::path(&layout.manifest_key(&JobPath::new(["app"]), 1));
