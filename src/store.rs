@@ -47,7 +47,7 @@ pub enum StoreError {
         message: String,
     },
     /// An operation on the store failed.
-    #[error("store {op} '{key}' failed: {source}")]
+    #[error("store {op} '{key}' failed: {source}{}", hint(source))]
     Op {
         /// The operation (`get`, `put`, `list`, …).
         op: &'static str,
@@ -56,6 +56,19 @@ pub enum StoreError {
         /// The backend's error.
         source: object_store::Error,
     },
+}
+
+/// What to do about a store error, when the error says.
+pub(crate) fn hint(e: &object_store::Error) -> &'static str {
+    match e {
+        object_store::Error::PermissionDenied { .. } => {
+            "; check that the credentials may write the bucket (s3:PutObject, s3:DeleteObject, s3:AbortMultipartUpload)"
+        }
+        object_store::Error::Unauthenticated { .. } => {
+            "; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the key files in [store])"
+        }
+        _ => "",
+    }
 }
 
 impl StoreError {

@@ -35,7 +35,7 @@ pub enum TransferError {
     #[error(transparent)]
     Source(#[from] JenkinsError),
     /// Writing to the store failed.
-    #[error("store write of '{key}' failed: {source}")]
+    #[error("store write of '{key}' failed: {source}{}", crate::store::hint(source))]
     Store {
         /// The key.
         key: String,

@@ -178,13 +178,22 @@ pub fn plain_config(url: &str) -> StoreConfig {
 /// the developer's own AWS configuration) and returns its standard output. `None` (after [`skip_or_fail`])
 /// when the CLI is not available; panics when it fails.
 pub fn aws_cli(env: &S3Env, args: &[&str]) -> Option<String> {
-    let Some(aws) = std::env::var("JAM_TEST_AWS_CLI")
+    if std::env::var("JAM_TEST_AWS_CLI")
         .ok()
         .filter(|v| !v.is_empty())
-    else {
+        .is_none()
+    {
         skip_or_fail("the aws CLI is not available: JAM_TEST_AWS_CLI is not set");
         return None;
-    };
+    }
+    Some(aws_cli_status(env, args).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// Runs the aws CLI like [`aws_cli`], returning its failure as `Err` (with the command and its stderr)
+/// instead of panicking; for commands that are expected to fail for a while (a server still starting).
+pub fn aws_cli_status(env: &S3Env, args: &[&str]) -> Result<String, String> {
+    let aws =
+        std::env::var("JAM_TEST_AWS_CLI").map_err(|_| "JAM_TEST_AWS_CLI is not set".to_string())?;
     let out = Command::new(&aws)
         .arg("--endpoint-url")
         .arg(&env.endpoint)
@@ -202,16 +211,17 @@ pub fn aws_cli(env: &S3Env, args: &[&str]) -> Option<String> {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_PAGER", "")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {aws}: {e}"));
-    assert!(
-        out.status.success(),
-        "`aws {}` against {} failed ({}): {}",
-        args.join(" "),
-        env.endpoint,
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8(out.stdout).expect("aws prints UTF-8"))
+        .map_err(|e| format!("cannot run {aws}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`aws {}` against {} failed ({}): {}",
+            args.join(" "),
+            env.endpoint,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|_| "aws printed non-UTF-8".to_string())
 }
 
 /// The keys (full keys in the bucket) of the multipart uploads still pending under `prefix` in `env`'s
