@@ -10,6 +10,7 @@ mod mirror_s3;
 mod parsers;
 mod s3_faults;
 mod security;
+mod soak;
 mod store_contract;
 mod support;
 mod worker_process;
