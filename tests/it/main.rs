@@ -13,4 +13,5 @@ mod security;
 mod soak;
 mod store_contract;
 mod support;
+mod tls;
 mod worker_process;
