@@ -16,13 +16,7 @@ use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, Fault, ItemSpec, RouteKi
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{self, assert_build_mirrored, config, index, mirror_once, wait_for};
-
-fn local() -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = dir.path().join("mirror").display().to_string();
-    (dir, url)
-}
+use crate::harness::{self, Target, assert_build_mirrored, config, index, mirror_once, wait_for};
 
 fn app_with_builds(n: u64, size: u64) -> ItemSpec {
     let mut app = ItemSpec::freestyle("app");
@@ -48,8 +42,7 @@ async fn assert_all_mirrored(store: &Store, sim: &Sim, builds: u64) {
 
 /// Injects: bursts of 500, 502 and 503 on API calls and downloads, and a 429 with `Retry-After: 1`.
 /// Asserts: one `--once` run still mirrors every build, correctly, and the 429 was waited out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn error_bursts_and_429_are_survived() {
+async fn error_bursts_and_429_are_survived(t: Target) {
     let sim = Sim::start(harness::scenario().with_item(app_with_builds(3, 100_000)));
     sim.add_fault(Fault::too_many_requests(1).on(RouteKind::Api).times(1))
         .unwrap();
@@ -59,29 +52,27 @@ async fn error_bursts_and_429_are_survived() {
         .unwrap();
     sim.add_fault(Fault::status(502).on(RouteKind::Any).skip(5).times(2))
         .unwrap();
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "");
+    let cfg = t.config(&sim, "");
     let store = Store::open(&cfg.store).unwrap();
-    let t = std::time::Instant::now();
+    let started = std::time::Instant::now();
     let s = mirror_once(&cfg, &store).await;
     assert!(s.ok(), "{s:?}");
     assert!(
-        t.elapsed() >= Duration::from_millis(950),
+        started.elapsed() >= Duration::from_millis(950),
         "Retry-After honoured"
     );
     assert_all_mirrored(&store, &sim, 3).await;
     let faulted = sim.requests().iter().filter(|r| r.faulted).count();
     assert!(faulted >= 8, "faults were hit: {faulted}");
+    t.assert_no_open_uploads();
 }
 
 /// Injects: Jenkins restarting (503 to everything for 1.5 s) while a worker runs.
 /// Asserts: the worker rides it out and mirrors everything once Jenkins is back, with no build failed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jenkins_restart_is_ridden_out() {
+async fn jenkins_restart_is_ridden_out(t: Target) {
     let sim = Sim::start(harness::scenario().with_item(app_with_builds(2, 5000)));
     sim.set_restarting(Duration::from_millis(1500));
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "[mirror]\npoll_interval = \"200ms\"\n");
+    let cfg = t.config(&sim, "[mirror]\npoll_interval = \"200ms\"\n");
     let store = Store::open(&cfg.store).unwrap();
     let clients = vec![
         JenkinsClient::new(&cfg.jenkins[0])
@@ -103,12 +94,12 @@ async fn jenkins_restart_is_ridden_out() {
     assert_eq!(s.failed_attempts, 0, "{s:?}");
     assert!(s.poll_errors > 0, "the restart was seen: {s:?}");
     assert_all_mirrored(&store, &sim, 2).await;
+    t.assert_no_open_uploads();
 }
 
 /// Injects: a body that stalls after 100 KB (once), with a 500 ms idle-read timeout.
 /// Asserts: the stalled download times out, is retried, and the build is committed with the right bytes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_body_times_out_and_is_retried() {
+async fn stalled_body_times_out_and_is_retried(t: Target) {
     let sim = Sim::start(harness::scenario().with_item(app_with_builds(1, 1_000_000)));
     sim.add_fault(
         Fault::stall_after(100_000)
@@ -117,18 +108,17 @@ async fn stalled_body_times_out_and_is_retried() {
             .times(1),
     )
     .unwrap();
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "read_timeout = \"500ms\"\n");
+    let cfg = t.config(&sim, "read_timeout = \"500ms\"\n");
     let store = Store::open(&cfg.store).unwrap();
     let s = mirror_once(&cfg, &store).await;
     assert!(s.ok(), "{s:?}");
     assert_all_mirrored(&store, &sim, 1).await;
+    t.assert_no_open_uploads();
 }
 
 /// Injects: build 2 deleted from Jenkins after it was listed, while its download is delayed.
 /// Asserts: build 2 is recorded as missed and not committed; build 1 is committed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn build_deleted_between_listing_and_download_is_missed() {
+async fn build_deleted_between_listing_and_download_is_missed(t: Target) {
     let sim = Sim::start(harness::scenario().with_item(app_with_builds(2, 1000)));
     sim.add_fault(
         Fault::latency(Duration::from_millis(800))
@@ -136,8 +126,7 @@ async fn build_deleted_between_listing_and_download_is_missed() {
             .path_prefix("/job/app/2/"),
     )
     .unwrap();
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "");
+    let cfg = t.config(&sim, "");
     let store = Store::open(&cfg.store).unwrap();
     let run = {
         let (cfg, store) = (cfg.clone(), store.clone());
@@ -151,12 +140,12 @@ async fn build_deleted_between_listing_and_download_is_missed() {
     assert!(harness::manifest(&store, &job, 2).await.is_none());
     assert_build_mirrored(&store, &sim, &job, "app", 1).await;
     assert!(index(&store, &job).await.unwrap().missed.contains(&2));
+    t.assert_no_open_uploads();
 }
 
 /// Injects: a job deleted from Jenkins while the worker runs.
 /// Asserts: what was mirrored stays (this is an archive), and the worker goes on with the other jobs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleted_job_stays_mirrored_and_others_go_on() {
+async fn deleted_job_stays_mirrored_and_others_go_on(t: Target) {
     let sim = Sim::start(
         harness::scenario()
             .with_item(app_with_builds(1, 1000))
@@ -165,8 +154,7 @@ async fn deleted_job_stays_mirrored_and_others_go_on() {
                     .with_build(BuildSpec::finished(1, BuildResult::Success)),
             ),
     );
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "[mirror]\npoll_interval = \"150ms\"\n");
+    let cfg = t.config(&sim, "[mirror]\npoll_interval = \"150ms\"\n");
     let store = Store::open(&cfg.store).unwrap();
     let mirror = Mirror::new(&cfg, store.clone()).unwrap();
     let stop = CancellationToken::new();
@@ -192,22 +180,21 @@ async fn deleted_job_stays_mirrored_and_others_go_on() {
             .expect("artifact stays");
         assert_eq!(jam::transfer::sha256_hex(&bytes), a.sha256);
     }
+    t.assert_no_open_uploads();
 }
 
 /// Injects: the token of one of two controllers revoked mid-run.
 /// Asserts: the worker says so, stops polling that controller (no hammering), and goes on mirroring the
 /// other one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoked_token_stops_one_controller_not_the_others() {
+async fn revoked_token_stops_one_controller_not_the_others(t: Target) {
     let a = Sim::start(harness::scenario().with_item(app_with_builds(1, 1000)));
     let b = Sim::start(harness::scenario().with_item(app_with_builds(1, 1000)));
-    let (_dir, url) = local();
     let extra = format!(
         "[[jenkins]]\nname = \"b\"\nurl = {:?}\nuser = {:?}\n\n[mirror]\npoll_interval = \"100ms\"\n",
         b.url(),
         harness::USER
     );
-    let cfg = config(&a, &url, &extra);
+    let cfg = t.config(&a, &extra);
     let store = Store::open(&cfg.store).unwrap();
     let mirror = Mirror::new(&cfg, store.clone()).unwrap();
     let stats = mirror.stats();
@@ -242,6 +229,7 @@ async fn revoked_token_stops_one_controller_not_the_others() {
     let s = worker.await.unwrap();
     assert_eq!(s.unauthorized, vec!["ci".to_string()]);
     assert!(harness::manifest(&store, &job, 2).await.is_none());
+    t.assert_no_open_uploads();
 }
 
 /// A one-shot HTTP server answering every request with `status`, `content_type` and `body` (and, when
@@ -322,3 +310,12 @@ async fn malformed_jenkins_answers_are_refused_clearly() {
         .with_backoff(Duration::from_millis(10), Duration::from_millis(20));
     assert_eq!(c.poll(2).await.unwrap().jobs.len(), 1);
 }
+
+harness::on_both_stores!(
+    error_bursts_and_429_are_survived,
+    jenkins_restart_is_ridden_out,
+    stalled_body_times_out_and_is_retried,
+    build_deleted_between_listing_and_download_is_missed,
+    deleted_job_stays_mirrored_and_others_go_on,
+    revoked_token_stops_one_controller_not_the_others,
+);

@@ -160,3 +160,104 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Where a test mirrors to: a local directory, or a fresh prefix on the SeaweedFS test server. The
+/// end-to-end tests run once per target, so every behaviour is shown on both kinds of store.
+pub struct Target {
+    /// `local` or `seaweedfs`.
+    pub name: &'static str,
+    /// The store configuration a user would write.
+    pub store_cfg: jam::config::StoreConfig,
+    /// The store, opened.
+    pub store: Store,
+    /// The environment that points the `jam` binary at this store.
+    pub env: Vec<(String, String)>,
+    /// For S3: the server and the prefix, to look for multipart uploads left open.
+    pub s3: Option<(crate::support::S3Env, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    /// A fresh local directory.
+    pub fn local() -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror").display().to_string();
+        let store_cfg = jam::config::StoreConfig::new(path.clone());
+        Target {
+            name: "local",
+            store: Store::open(&store_cfg).unwrap(),
+            store_cfg,
+            env: vec![("JAM_STORE".into(), path)],
+            s3: None,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh prefix on SeaweedFS; `None` when the test servers are not running (outside CI).
+    pub fn seaweed() -> Option<Target> {
+        let t = crate::support::s3_target(crate::support::S3Kind::Seaweed)?;
+        let url = format!("s3://{}/{}", t.env.bucket, t.prefix);
+        let env = vec![
+            ("JAM_STORE".into(), url.clone()),
+            ("AWS_ENDPOINT_URL".into(), t.env.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), t.env.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), t.env.secret_key.clone()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ALLOW_HTTP".into(), "true".into()),
+        ];
+        Some(Target {
+            name: "seaweedfs",
+            store_cfg: crate::support::s3_config(&t.env, &url),
+            store: t.store,
+            env,
+            s3: Some((t.env, t.prefix)),
+            _dir: None,
+        })
+    }
+
+    /// Another, empty target of the same kind.
+    pub fn fresh(&self) -> Target {
+        match self.s3 {
+            Some(_) => Target::seaweed().expect("SeaweedFS was available a moment ago"),
+            None => Target::local(),
+        }
+    }
+
+    /// A config for `sim` that mirrors into this target, with `extra` TOML (see [`config`]).
+    pub fn config(&self, sim: &Sim, extra: &str) -> Config {
+        let mut cfg = config(sim, &self.store_cfg.url, extra);
+        cfg.store = self.store_cfg.clone();
+        cfg
+    }
+
+    /// On S3: no multipart upload is left open under this target's prefix (checked with the aws CLI).
+    pub fn assert_no_open_uploads(&self) {
+        if let Some((env, prefix)) = &self.s3
+            && let Some(pending) = crate::support::pending_multipart_uploads(env, &format!("{prefix}/"))
+        {
+            assert!(pending.is_empty(), "{}: multipart uploads left open: {pending:?}", self.name);
+        }
+    }
+}
+
+/// For each `name`, generates a module `name` with two tests, `local` and `seaweedfs`, that run
+/// `async fn name(Target)` on each kind of store (the SeaweedFS one skips outside CI when the test servers
+/// are not running, and fails in CI).
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                super::$name(crate::harness::Target::local()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn seaweedfs() {
+                if let Some(t) = crate::harness::Target::seaweed() {
+                    super::$name(t).await
+                }
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_stores;

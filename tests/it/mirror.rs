@@ -10,14 +10,8 @@ use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, Fault, ItemSpec, RouteKi
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::{
-    self, artifact_requests, assert_build_mirrored, config, index, mirror_once, pointer, wait_for,
+    self, Target, artifact_requests, assert_build_mirrored, index, mirror_once, pointer, wait_for,
 };
-
-fn local() -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = dir.path().join("mirror").display().to_string();
-    (dir, url)
-}
 
 fn build(n: u64, result: BuildResult, size: u64) -> BuildSpec {
     BuildSpec::finished(n, result)
@@ -25,8 +19,7 @@ fn build(n: u64, result: BuildResult, size: u64) -> BuildSpec {
         .with_artifact(ArtifactSpec::sized("reports/summary.txt", 300).without_fingerprint())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backfills_folders_multibranch_and_more_than_100_builds() {
+async fn backfills_folders_multibranch_and_more_than_100_builds(t: Target) {
     let mut app = ItemSpec::freestyle("app");
     for n in 1..=130u64 {
         if n % 17 != 0 {
@@ -69,8 +62,7 @@ async fn backfills_folders_multibranch_and_more_than_100_builds() {
             ))
             .with_item(svc),
     );
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "");
+    let cfg = t.config(&sim, "");
     let store = Store::open(&cfg.store).unwrap();
     let summary = mirror_once(&cfg, &store).await;
     assert!(summary.ok(), "{summary:?}");
@@ -147,10 +139,10 @@ async fn backfills_folders_multibranch_and_more_than_100_builds() {
     );
     let unicode = JobPath::new(["My Team", "Déploiement app"]);
     assert_build_mirrored(&store, &sim, &unicode, "My Team/Déploiement app", 2).await;
+    t.assert_no_open_uploads();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_second_run_downloads_no_artifact() {
+async fn idle_second_run_downloads_no_artifact(t: Target) {
     let sim = Sim::start(
         harness::scenario().with_item(
             ItemSpec::freestyle("app")
@@ -158,8 +150,7 @@ async fn idle_second_run_downloads_no_artifact() {
                 .with_build(build(2, BuildResult::Success, 1000)),
         ),
     );
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "");
+    let cfg = t.config(&sim, "");
     let store = Store::open(&cfg.store).unwrap();
     assert!(mirror_once(&cfg, &store).await.ok());
     assert_eq!(artifact_requests(&sim), 4);
@@ -179,10 +170,10 @@ async fn idle_second_run_downloads_no_artifact() {
         "committed builds are not even asked about: {:?}",
         sim.requests().iter().map(|r| &r.path).collect::<Vec<_>>()
     );
+    t.assert_no_open_uploads();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn out_of_order_completion_mirrors_both_and_pointers_only_move_forward() {
+async fn out_of_order_completion_mirrors_both_and_pointers_only_move_forward(t: Target) {
     let sim = Sim::start(
         harness::scenario().with_item(
             ItemSpec::freestyle("app")
@@ -190,8 +181,7 @@ async fn out_of_order_completion_mirrors_both_and_pointers_only_move_forward() {
                 .with_build(build(12, BuildResult::Success, 100)),
         ),
     );
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "");
+    let cfg = t.config(&sim, "");
     let store = Store::open(&cfg.store).unwrap();
     let job = JobPath::new(["app"]);
     assert!(mirror_once(&cfg, &store).await.ok());
@@ -212,10 +202,10 @@ async fn out_of_order_completion_mirrors_both_and_pointers_only_move_forward() {
         12,
         "pointer never moves back"
     );
+    t.assert_no_open_uploads();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn running_worker_picks_up_new_and_late_builds_within_a_cycle() {
+async fn running_worker_picks_up_new_and_late_builds_within_a_cycle(t: Target) {
     let sim = Sim::start(
         harness::scenario().with_item(
             ItemSpec::freestyle("app")
@@ -223,8 +213,7 @@ async fn running_worker_picks_up_new_and_late_builds_within_a_cycle() {
                 .with_build(build(2, BuildResult::Success, 100)),
         ),
     );
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "[mirror]\npoll_interval = \"200ms\"\n");
+    let cfg = t.config(&sim, "[mirror]\npoll_interval = \"200ms\"\n");
     let store = Store::open(&cfg.store).unwrap();
     let (stats, stop, worker) = start_worker(&cfg, &store);
     let job = JobPath::new(["app"]);
@@ -261,10 +250,10 @@ async fn running_worker_picks_up_new_and_late_builds_within_a_cycle() {
     stop.cancel();
     let summary = worker.await.unwrap();
     assert_eq!(summary.mirrored, 3);
+    t.assert_no_open_uploads();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupted_download_is_retried_and_never_committed_corrupt() {
+async fn corrupted_download_is_retried_and_never_committed_corrupt(t: Target) {
     let sim = Sim::start(
         harness::scenario().with_item(ItemSpec::freestyle("app").with_build(build(
             1,
@@ -272,8 +261,7 @@ async fn corrupted_download_is_retried_and_never_committed_corrupt() {
             50_000,
         ))),
     );
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "[mirror]\nmax_attempts = 1\n");
+    let cfg = t.config(&sim, "[mirror]\nmax_attempts = 1\n");
     let store = Store::open(&cfg.store).unwrap();
     let job = JobPath::new(["app"]);
 
@@ -314,15 +302,15 @@ async fn corrupted_download_is_retried_and_never_committed_corrupt() {
             .times(1),
     )
     .unwrap();
-    let (_dir2, url2) = local();
-    let cfg2 = config(&sim2, &url2, "");
+    let t2 = t.fresh();
+    let cfg2 = t2.config(&sim2, "");
     let store2 = Store::open(&cfg2.store).unwrap();
     assert!(mirror_once(&cfg2, &store2).await.ok());
     assert_build_mirrored(&store2, &sim2, &job, "app", 1).await;
+    t.assert_no_open_uploads();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn truncated_and_reset_downloads_are_retried() {
+async fn truncated_and_reset_downloads_are_retried(t: Target) {
     let sim = Sim::start(
         harness::scenario().with_item(ItemSpec::freestyle("app").with_build(build(
             1,
@@ -334,8 +322,7 @@ async fn truncated_and_reset_downloads_are_retried() {
         .unwrap();
     sim.add_fault(Fault::reset_after(6 << 20).on(RouteKind::Artifact).times(1))
         .unwrap();
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "");
+    let cfg = t.config(&sim, "");
     let store = Store::open(&cfg.store).unwrap();
     let s = mirror_once(&cfg, &store).await;
     assert!(s.ok(), "{s:?}");
@@ -355,8 +342,8 @@ async fn truncated_and_reset_downloads_are_retried() {
             .path_prefix("/job/app/1/artifact/dist"),
     )
     .unwrap();
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "");
+    let t2 = t.fresh();
+    let cfg = t2.config(&sim, "");
     let store = Store::open(&cfg.store).unwrap();
     let s = mirror_once(&cfg, &store).await;
     assert_eq!(s.failed_attempts, 1, "{s:?}");
@@ -365,10 +352,11 @@ async fn truncated_and_reset_downloads_are_retried() {
             .await
             .is_none()
     );
+    t.assert_no_open_uploads();
+    t2.assert_no_open_uploads();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backfill_policies_and_result_filter() {
+async fn backfill_policies_and_result_filter(t: Target) {
     let mut app = ItemSpec::freestyle("app");
     for n in 1..=6 {
         app = app.with_build(build(
@@ -384,8 +372,7 @@ async fn backfill_policies_and_result_filter() {
     let sim = Sim::start(harness::scenario().with_item(app));
     let job = JobPath::new(["app"]);
 
-    let (_d1, url) = local();
-    let cfg = config(&sim, &url, "[mirror]\nbackfill = 2\n");
+    let cfg = t.config(&sim, "[mirror]\nbackfill = 2\n");
     let store = Store::open(&cfg.store).unwrap();
     assert!(mirror_once(&cfg, &store).await.ok());
     assert_eq!(
@@ -399,8 +386,8 @@ async fn backfill_policies_and_result_filter() {
         vec![5, 6]
     );
 
-    let (_d2, url) = local();
-    let cfg = config(&sim, &url, "[mirror]\nbackfill = \"none\"\n");
+    let t2 = t.fresh();
+    let cfg = t2.config(&sim, "[mirror]\nbackfill = \"none\"\n");
     let store = Store::open(&cfg.store).unwrap();
     assert!(mirror_once(&cfg, &store).await.ok());
     sim.add_build("app", build(7, BuildResult::Success, 10))
@@ -420,8 +407,8 @@ async fn backfill_policies_and_result_filter() {
         vec![7]
     );
 
-    let (_d3, url) = local();
-    let cfg = config(&sim, &url, "[mirror]\nresults = [\"SUCCESS\"]\n");
+    let t3 = t.fresh();
+    let cfg = t3.config(&sim, "[mirror]\nresults = [\"SUCCESS\"]\n");
     let store = Store::open(&cfg.store).unwrap();
     assert!(mirror_once(&cfg, &store).await.ok());
     assert_eq!(
@@ -434,15 +421,14 @@ async fn backfill_policies_and_result_filter() {
             .collect::<Vec<_>>(),
         vec![1, 3, 5, 7]
     );
+    t.assert_no_open_uploads();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn build_without_artifacts_gets_a_manifest_and_pointers() {
+async fn build_without_artifacts_gets_a_manifest_and_pointers(t: Target) {
     let sim = Sim::start(harness::scenario().with_item(
         ItemSpec::freestyle("app").with_build(BuildSpec::finished(1, BuildResult::Aborted)),
     ));
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "");
+    let cfg = t.config(&sim, "");
     let store = Store::open(&cfg.store).unwrap();
     assert!(mirror_once(&cfg, &store).await.ok());
     let job = JobPath::new(["app"]);
@@ -461,6 +447,7 @@ async fn build_without_artifacts_gets_a_manifest_and_pointers() {
             .await
             .is_none()
     );
+    t.assert_no_open_uploads();
 }
 
 /// Starts a long-running worker: its counters, the token that stops it, and its task.
@@ -479,8 +466,7 @@ fn start_worker(
     (stats, stop, worker)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn build_deleted_before_it_was_mirrored_is_recorded_as_missed() {
+async fn build_deleted_before_it_was_mirrored_is_recorded_as_missed(t: Target) {
     let sim = Sim::start(
         harness::scenario().with_item(
             ItemSpec::freestyle("app")
@@ -488,8 +474,7 @@ async fn build_deleted_before_it_was_mirrored_is_recorded_as_missed() {
                 .with_build(build(2, BuildResult::Success, 10)),
         ),
     );
-    let (_dir, url) = local();
-    let cfg = config(&sim, &url, "[mirror]\npoll_interval = \"100ms\"\n");
+    let cfg = t.config(&sim, "[mirror]\npoll_interval = \"100ms\"\n");
     let store = Store::open(&cfg.store).unwrap();
     let (stats, stop, worker) = start_worker(&cfg, &store);
     let job = JobPath::new(["app"]);
@@ -510,4 +495,17 @@ async fn build_deleted_before_it_was_mirrored_is_recorded_as_missed() {
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
+    t.assert_no_open_uploads();
 }
+
+harness::on_both_stores!(
+    backfills_folders_multibranch_and_more_than_100_builds,
+    idle_second_run_downloads_no_artifact,
+    out_of_order_completion_mirrors_both_and_pointers_only_move_forward,
+    running_worker_picks_up_new_and_late_builds_within_a_cycle,
+    corrupted_download_is_retried_and_never_committed_corrupt,
+    truncated_and_reset_downloads_are_retried,
+    backfill_policies_and_result_filter,
+    build_without_artifacts_gets_a_manifest_and_pointers,
+    build_deleted_before_it_was_mirrored_is_recorded_as_missed,
+);

@@ -9,13 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use jam::{config::StoreConfig, layout::JobPath, store::Store};
+use jam::{layout::JobPath, store::Store};
 use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemSpec, Sim};
 
-use crate::{
-    harness,
-    support::{self, S3Kind},
-};
+use crate::harness::{self, Target};
 
 struct Sample {
     at_s: f64,
@@ -62,30 +59,9 @@ async fn soak_steady_stream_of_builds_keeps_resources_flat() {
     let layout = jam::layout::Layout::new(source);
 
     // SeaweedFS when the test servers run (CI), else a local directory.
+    let target = Target::seaweed().unwrap_or_else(Target::local);
+    let (store, env) = (target.store.clone(), target.env.clone());
     let dir = tempfile::tempdir().unwrap();
-    let (store, env): (Store, Vec<(String, String)>) = match support::s3_target(S3Kind::Seaweed) {
-        Some(t) => (
-            t.store.clone(),
-            vec![
-                (
-                    "JAM_STORE".into(),
-                    format!("s3://{}/{}", t.env.bucket, t.prefix),
-                ),
-                ("AWS_ENDPOINT_URL".into(), t.env.endpoint.clone()),
-                ("AWS_ACCESS_KEY_ID".into(), t.env.access_key.clone()),
-                ("AWS_SECRET_ACCESS_KEY".into(), t.env.secret_key.clone()),
-                ("AWS_REGION".into(), "us-east-1".into()),
-                ("AWS_ALLOW_HTTP".into(), "true".into()),
-            ],
-        ),
-        None => {
-            let path = dir.path().join("mirror").display().to_string();
-            (
-                Store::open(&StoreConfig::new(path.clone())).unwrap(),
-                vec![("JAM_STORE".into(), path)],
-            )
-        }
-    };
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("jam"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -7,57 +7,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use jam::{config::StoreConfig, layout::JobPath, store::Store};
+use jam::{layout::JobPath, store::Store};
 use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemSpec, Sim};
 use rand::{Rng, SeedableRng};
 
 use crate::{
-    harness,
-    support::{self, S3Kind},
+    harness::{self, Target},
+    support,
 };
-
-/// Where a `jam mirror` process writes: the `JAM_STORE` URL and the environment that goes with it.
-struct Target {
-    env: Vec<(String, String)>,
-    store: Store,
-    /// The S3 server and prefix, to look for orphaned uploads; `None` for a local directory.
-    s3: Option<(support::S3Env, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Target {
-    fn local() -> Target {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mirror").display().to_string();
-        Target {
-            env: vec![("JAM_STORE".into(), path.clone())],
-            store: Store::open(&StoreConfig::new(path)).unwrap(),
-            s3: None,
-            _dir: Some(dir),
-        }
-    }
-
-    fn seaweed() -> Option<Target> {
-        let t = support::s3_target(S3Kind::Seaweed)?;
-        let env = vec![
-            (
-                "JAM_STORE".into(),
-                format!("s3://{}/{}", t.env.bucket, t.prefix),
-            ),
-            ("AWS_ENDPOINT_URL".into(), t.env.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID".into(), t.env.access_key.clone()),
-            ("AWS_SECRET_ACCESS_KEY".into(), t.env.secret_key.clone()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-            ("AWS_ALLOW_HTTP".into(), "true".into()),
-        ];
-        Some(Target {
-            env,
-            store: t.store,
-            s3: Some((t.env, t.prefix)),
-            _dir: None,
-        })
-    }
-}
 
 fn jam_mirror(
     sim: &Sim,
