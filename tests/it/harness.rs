@@ -233,9 +233,14 @@ impl Target {
     /// On S3: no multipart upload is left open under this target's prefix (checked with the aws CLI).
     pub fn assert_no_open_uploads(&self) {
         if let Some((env, prefix)) = &self.s3
-            && let Some(pending) = crate::support::pending_multipart_uploads(env, &format!("{prefix}/"))
+            && let Some(pending) =
+                crate::support::pending_multipart_uploads(env, &format!("{prefix}/"))
         {
-            assert!(pending.is_empty(), "{}: multipart uploads left open: {pending:?}", self.name);
+            assert!(
+                pending.is_empty(),
+                "{}: multipart uploads left open: {pending:?}",
+                self.name
+            );
         }
     }
 }
