@@ -190,6 +190,20 @@ pub struct RawConfig {
     pub log: RawLog,
     /// `[fetch]`
     pub fetch: RawFetch,
+    /// `[[retention]]`
+    pub retention: Vec<RawRetention>,
+}
+
+/// `[[retention]]` as written: one rule of the retention policy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRetention {
+    /// Glob over job full names.
+    pub jobs: Option<String>,
+    /// Keep the newest N mirrored builds.
+    pub keep_last: Option<u64>,
+    /// Keep builds that started less than this long ago.
+    pub keep_within: Option<Dur>,
 }
 
 /// `[store]` as written.
@@ -244,6 +258,10 @@ pub struct RawMirror {
     pub verify_fingerprints: Option<bool>,
     /// This worker's name in the store's upload journal.
     pub worker_id: Option<String>,
+    /// Address of the HTTP endpoint for metrics and health checks.
+    pub listen: Option<String>,
+    /// Time between the worker's passes of the retention policy.
+    pub retention_interval: Option<Dur>,
 }
 
 /// `[[jenkins]]` as written.
@@ -318,6 +336,58 @@ pub struct Config {
     pub log: LogConfig,
     /// `jam fetch` settings.
     pub fetch: FetchConfig,
+    /// The retention policy: rules in file order; the first whose glob matches a job applies.
+    pub retention: Vec<RetentionRule>,
+}
+
+/// One retention rule: which jobs, and which of their mirrored builds to keep. A build is kept when any
+/// condition holds: among the newest `keep_last`, started within `keep_within`, or named by a pointer.
+#[derive(Debug, Clone)]
+pub struct RetentionRule {
+    /// The glob as written (for messages).
+    pub jobs: String,
+    matcher: globset::GlobMatcher,
+    /// Keep the newest N mirrored builds.
+    pub keep_last: Option<u64>,
+    /// Keep builds that started less than this long ago.
+    pub keep_within: Option<Duration>,
+}
+
+impl RetentionRule {
+    /// A rule; `key` names it in errors.
+    pub fn new(
+        jobs: &str,
+        keep_last: Option<u64>,
+        keep_within: Option<Duration>,
+        key: &str,
+    ) -> Result<RetentionRule, ConfigError> {
+        let matcher = glob(jobs)
+            .map_err(|e| ConfigError::invalid(format!("{key}.jobs"), e))?
+            .compile_matcher();
+        if keep_last.is_none() && keep_within.is_none() {
+            return Err(ConfigError::invalid(
+                key,
+                "keeps nothing: set keep_last (builds) and/or keep_within (a duration such as \"90d\")",
+            ));
+        }
+        if keep_last == Some(0) {
+            return Err(ConfigError::invalid(
+                format!("{key}.keep_last"),
+                "must be at least 1 (to keep by age only, leave keep_last out)",
+            ));
+        }
+        Ok(RetentionRule {
+            jobs: jobs.to_string(),
+            matcher,
+            keep_last,
+            keep_within,
+        })
+    }
+
+    /// Whether the rule applies to the job with this full name (`folder/app`, item names as stored).
+    pub fn matches(&self, full_name: &str) -> bool {
+        self.matcher.is_match(full_name)
+    }
 }
 
 /// Where the mirror lives; see [`crate::store`].
@@ -390,6 +460,10 @@ pub struct MirrorConfig {
     pub verify_fingerprints: bool,
     /// This worker's name in the store's upload journal (distinct per worker sharing a bucket).
     pub worker_id: String,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None`: no HTTP endpoint.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Time between the worker's passes of the retention policy (when `[[retention]]` rules exist).
+    pub retention_interval: Duration,
 }
 
 /// One Jenkins controller; see [`crate::jenkins`].
@@ -531,6 +605,8 @@ pub struct Overrides {
     pub jenkins_user: Option<String>,
     /// `--poll-interval`
     pub poll_interval: Option<Duration>,
+    /// `mirror --listen`
+    pub listen: Option<String>,
 }
 
 impl Config {
@@ -592,6 +668,22 @@ impl Config {
                 .or(raw.log.format)
                 .unwrap_or_default(),
         };
+        let mut retention = Vec::new();
+        for (i, r) in raw.retention.into_iter().enumerate() {
+            let key = format!("retention[{i}]");
+            let jobs = r.jobs.ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{key}.jobs"),
+                    "missing; name the jobs the rule applies to with a glob, e.g. \"**\" for every job",
+                )
+            })?;
+            retention.push(RetentionRule::new(
+                &jobs,
+                r.keep_last,
+                r.keep_within.map(|d| d.0),
+                &key,
+            )?);
+        }
         let fetch = FetchConfig {
             downloads: positive("fetch.downloads", raw.fetch.downloads.unwrap_or(4))?,
         };
@@ -602,6 +694,7 @@ impl Config {
             jenkins,
             log,
             fetch,
+            retention,
         })
     }
 }
@@ -786,6 +879,25 @@ fn mirror_config(raw: RawMirror, flags: &Overrides) -> Result<MirrorConfig, Conf
             .map(|d| d.0)
             .unwrap_or(Duration::from_secs(30)),
         verify_fingerprints: raw.verify_fingerprints.unwrap_or(true),
+        listen: match flags.listen.clone().or(raw.listen) {
+            Some(a) => Some(a.trim().parse().map_err(|_| {
+                ConfigError::invalid(
+                    "mirror.listen",
+                    format!("'{a}' is not a socket address; write e.g. \"127.0.0.1:9184\" or \"[::]:9184\""),
+                )
+            })?),
+            None => None,
+        },
+        retention_interval: match raw.retention_interval.map(|d| d.0) {
+            Some(d) if d < Duration::from_secs(1) => {
+                return Err(ConfigError::invalid(
+                    "mirror.retention_interval",
+                    "must be at least 1s",
+                ));
+            }
+            Some(d) => d,
+            None => Duration::from_secs(3600),
+        },
         worker_id: match raw.worker_id {
             Some(id) => {
                 validate_source_name(&id)

@@ -10,19 +10,25 @@
 //! bytes), [`jenkins`] (the API client), [`transfer`] (one artifact, Jenkins → hashes → store), [`mirror`]
 //! (the worker), [`catalog`] (reading what the mirror holds: jobs, indexes, pointers, manifests), [`fetch`]
 //! (resolving a job, build and artifacts and downloading them to verified files), [`verify`] (the archive
-//! audit), [`telemetry`] (logs), and [`cli`] (the `jam` command line). The binary is a thin shell
+//! audit), [`retention`] (deleting builds a policy no longer keeps), [`telemetry`] (logs), [`metrics`] (the
+//! Prometheus text rendering of jam's counters), [`ops`] (the `/metrics`, `/healthz`, `/readyz`
+//! endpoint), [`doctor`] (set-up checks), and [`cli`] (the `jam` command line). The binary is a thin shell
 //! over [`cli::run`].
 
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod fetch;
 pub mod jenkins;
 pub mod journal;
 pub mod layout;
 pub mod manifest;
+pub mod metrics;
 pub mod mirror;
+pub mod ops;
+pub mod retention;
 pub mod store;
 pub mod telemetry;
 pub mod transfer;

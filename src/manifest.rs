@@ -190,7 +190,8 @@ pub struct JobIndex {
     /// Builds jam gave up on after `max_attempts`, with the last error.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failed: BTreeMap<u64, Failure>,
-    /// Builds numbered at or below this are not mirrored: the `backfill` policy's cut at first sight.
+    /// Builds numbered at or below this are not mirrored: the `backfill` policy's cut at first sight, raised by
+    /// retention to the newest build it deleted (so builds Jenkins still keeps are not mirrored again).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub floor: u64,
     /// Builds Jenkins deleted before jam could mirror them.

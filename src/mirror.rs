@@ -32,13 +32,14 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    config::{Backfill, Config, JenkinsConfig, JobFilter, MirrorConfig},
+    config::{Backfill, Config, JenkinsConfig, JobFilter, MirrorConfig, RetentionRule},
     jenkins::{JenkinsClient, JenkinsError, model::BuildDetails},
     journal::UploadJournal,
     layout::{self, JobPath, Layout, PERMALINKS},
     manifest::{
         ArtifactEntry, BuildSummary, Failure, JobIndex, Manifest, Pointer, Scm, now_rfc3339,
     },
+    metrics::{ControllerBoard, Histogram},
     store::{Created, Store, StoreError},
     transfer::{self, ByteBudget, TransferError, TransferLimits},
 };
@@ -66,6 +67,10 @@ pub struct Stats {
     pub builds_already_committed: AtomicU64,
     /// Artifact transfers running now.
     pub transfers_in_flight: AtomicU64,
+    /// Durations of successful artifact transfers.
+    pub transfer_seconds: Histogram,
+    /// Builds the retention policy deleted.
+    pub retention_deleted: AtomicU64,
 }
 
 /// Why a build could not be mirrored this time.
@@ -156,6 +161,10 @@ struct Shared {
     abort: CancellationToken,
     /// Records open multipart uploads so a restarted worker can abort what a killed one left open.
     journal: UploadJournal,
+    /// Per-controller gauges (lag, pending builds, up) for metrics.
+    board: Arc<ControllerBoard>,
+    /// The retention policy (empty: keep everything).
+    retention: Vec<RetentionRule>,
 }
 
 /// One controller and what the loop remembers about its jobs.
@@ -183,11 +192,36 @@ struct JobState {
     retry: BTreeMap<u64, (u32, Instant, String)>,
     /// Builds handed to a task and not yet reported back.
     in_flight: BTreeSet<u64>,
+    /// Jenkins' newest finished build at the last poll.
+    last_completed: Option<u64>,
+    /// The newest finished build skipped by policy (`results`), which counts as settled for lag.
+    skipped_top: u64,
+    /// Since when the job has had a finished build newer than anything settled (lag in seconds).
+    behind_since: Option<Instant>,
 }
 
 impl JobState {
     fn needs_look(&self, now: Instant) -> bool {
         !self.running.is_empty() || self.retry.values().any(|(_, at, _)| *at <= now)
+    }
+
+    /// Jenkins' newest finished build minus the newest build jam settled (0 when caught up or unknown).
+    fn lag_builds(&self) -> u64 {
+        let (Some(top), Some(ix)) = (self.last_completed, &self.index) else {
+            return 0;
+        };
+        let settled = [
+            ix.builds.keys().next_back().copied(),
+            ix.failed.keys().next_back().copied(),
+            ix.missed.iter().next_back().copied(),
+            Some(ix.floor),
+            Some(self.skipped_top),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0);
+        top.saturating_sub(settled)
     }
 }
 
@@ -229,7 +263,7 @@ impl Mirror {
             .iter()
             .map(Source::new)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Mirror::with_sources(cfg.mirror.clone(), store, sources))
+        Ok(Mirror::with_sources(cfg, store, sources))
     }
 
     /// Builds a worker from ready clients (tests use this to shorten backoffs).
@@ -240,10 +274,11 @@ impl Mirror {
             .zip(clients)
             .map(|(j, client)| Source::from_client(j, client))
             .collect();
-        Mirror::with_sources(cfg.mirror.clone(), store, sources)
+        Mirror::with_sources(cfg, store, sources)
     }
 
-    fn with_sources(cfg: MirrorConfig, store: Store, sources: Vec<Source>) -> Mirror {
+    fn with_sources(config: &Config, store: Store, sources: Vec<Source>) -> Mirror {
+        let cfg: MirrorConfig = config.mirror.clone();
         let limits = TransferLimits {
             part_size: cfg.part_size as usize,
             part_uploads: cfg.part_uploads,
@@ -259,8 +294,60 @@ impl Mirror {
             limits,
             stats: Arc::new(Stats::default()),
             abort: CancellationToken::new(),
+            board: Arc::new(ControllerBoard::default()),
+            retention: config.retention.clone(),
         });
         Mirror { shared, sources }
+    }
+
+    /// What `/metrics` reports on: the worker's counters and gauges, the store's and the controllers'.
+    pub fn metrics(&self) -> crate::metrics::Sources {
+        crate::metrics::Sources {
+            stats: self.shared.stats.clone(),
+            store: self.shared.store.clone(),
+            controllers: self.clients(),
+            board: self.shared.board.clone(),
+            budget: self.shared.limits.budget.clone(),
+            budget_bytes: self.shared.cfg.buffer_budget,
+        }
+    }
+
+    /// The controllers' clients (readiness checks use them; they share the worker's request counters).
+    pub fn clients(&self) -> Vec<JenkinsClient> {
+        self.sources.iter().map(|s| s.client.clone()).collect()
+    }
+
+    /// Publishes one controller's lag and pending builds to the metrics board.
+    fn publish_status(&self, i: usize) {
+        let src = &self.sources[i];
+        let mut lag_builds = 0;
+        let mut behind_since: Option<Instant> = None;
+        let mut pending = 0;
+        for st in src.jobs.values() {
+            lag_builds = lag_builds.max(st.lag_builds());
+            if let Some(t) = st.behind_since {
+                behind_since = Some(behind_since.map_or(t, |b: Instant| b.min(t)));
+            }
+            pending += st.in_flight.len() as u64 + st.retry.len() as u64;
+        }
+        self.shared.board.update(src.client.name(), |s| {
+            s.lag_builds = lag_builds;
+            s.behind_since = behind_since;
+            s.pending = pending;
+        });
+    }
+
+    /// Updates each job's `behind_since` from its lag, then publishes the controller's status.
+    fn refresh_lag(&mut self, i: usize) {
+        let now = Instant::now();
+        for st in self.sources[i].jobs.values_mut() {
+            if st.lag_builds() == 0 {
+                st.behind_since = None;
+            } else if st.behind_since.is_none() {
+                st.behind_since = Some(now);
+            }
+        }
+        self.publish_status(i);
     }
 
     /// The worker's counters.
@@ -293,6 +380,7 @@ impl Mirror {
             ),
             Err(e) => tracing::warn!(error = %e, "could not read the upload journal"),
         }
+        let mut last_prune: Option<Instant> = None;
         let mut tick = tokio::time::interval(self.shared.cfg.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -301,7 +389,9 @@ impl Mirror {
                 _ = shutdown.cancelled() => break,
                 Some(report) = rx.recv() => {
                     in_flight -= 1;
+                    let source = report.source;
                     self.handle(report, &mut summary).await;
+                    self.refresh_lag(source);
                     if once && in_flight == 0 {
                         break;
                     }
@@ -310,6 +400,12 @@ impl Mirror {
                     let started = self.cycle(&tx, &tracker, &mut summary).await;
                     in_flight += started;
                     self.shared.stats.cycles.fetch_add(1, Ordering::Relaxed);
+                    for i in 0..self.sources.len() {
+                        self.refresh_lag(i);
+                    }
+                    if !once {
+                        self.maybe_prune(&tracker, &shutdown, &mut last_prune);
+                    }
                     if once && in_flight == 0 {
                         break;
                     }
@@ -340,7 +436,27 @@ impl Mirror {
             }
         }
         tracker.wait().await;
+        if once && !self.shared.retention.is_empty() && !shutdown.is_cancelled() {
+            // A --once run (cron) applies the policy after its builds are committed.
+            prune_pass(self.shared.clone(), shutdown.clone()).await;
+        }
         summary
+    }
+
+    /// Starts a pass of the retention policy in the background when one is due and none is running.
+    fn maybe_prune(
+        &self,
+        tracker: &TaskTracker,
+        shutdown: &CancellationToken,
+        last: &mut Option<Instant>,
+    ) {
+        if self.shared.retention.is_empty()
+            || last.is_some_and(|t| t.elapsed() < self.shared.cfg.retention_interval)
+        {
+            return;
+        }
+        *last = Some(Instant::now());
+        tracker.spawn(prune_pass(self.shared.clone(), shutdown.clone()));
     }
 
     /// One poll of every controller; returns how many build tasks it started.
@@ -352,10 +468,14 @@ impl Mirror {
     ) -> usize {
         let mut started = 0;
         for i in 0..self.sources.len() {
-            match self
+            let polled = self
                 .poll_source(i, tx, tracker, &mut summary.poll_errors)
-                .await
-            {
+                .await;
+            let up = polled.is_ok();
+            self.shared
+                .board
+                .update(self.sources[i].client.name(), |s| s.up = up);
+            match polled {
                 Ok(n) => started += n,
                 Err(e) => {
                     let src = &mut self.sources[i];
@@ -418,6 +538,7 @@ impl Mirror {
                 continue;
             }
             let state = src.jobs.entry(job.path.clone()).or_default();
+            state.last_completed = job.last_completed;
             let current = (job.last_build, job.last_completed);
             if state.seen == Some(current) && !state.needs_look(now) {
                 continue;
@@ -686,6 +807,7 @@ async fn look_at_job(
             && !shared.cfg.results.is_empty()
             && !shared.cfg.results.iter().any(|r| r == result)
         {
+            state.skipped_top = state.skipped_top.max(b.number);
             continue;
         }
         if let Some((_, at, _)) = state.retry.get(&b.number)
@@ -904,6 +1026,7 @@ impl BuildTask {
                 .stats
                 .transfers_in_flight
                 .fetch_add(1, Ordering::Relaxed);
+            let began = Instant::now();
             let result = async {
                 let dl = self
                     .client
@@ -932,6 +1055,7 @@ impl BuildTask {
                 .fetch_sub(1, Ordering::Relaxed);
             match result {
                 Ok(t) => {
+                    self.shared.stats.transfer_seconds.observe(began.elapsed());
                     self.shared.stats.artifacts.fetch_add(1, Ordering::Relaxed);
                     return Ok(ArtifactEntry {
                         path: path.to_string(),
@@ -1029,5 +1153,26 @@ impl BuildTask {
             })
             .await?;
         Ok(())
+    }
+}
+
+/// One pass of the retention policy over the store, logged; the worker runs it every
+/// `retention_interval`, and once at the end of a `--once` run.
+async fn prune_pass(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let opts = crate::retention::PruneOptions {
+        dry_run: false,
+        cancel: Some(shutdown),
+    };
+    match crate::retention::prune(&shared.store, &shared.retention, &opts).await {
+        Ok(report) => {
+            shared
+                .stats
+                .retention_deleted
+                .fetch_add(report.builds_deleted(), Ordering::Relaxed);
+            for e in &report.errors {
+                tracing::warn!(error = %e, "retention: could not prune a job; trying again next pass");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "retention pass failed; trying again next pass"),
     }
 }

@@ -24,7 +24,11 @@ use object_store::{
 };
 use secrecy::ExposeSecret;
 
-use crate::{config::StoreConfig, error::error_chain};
+use crate::{
+    config::StoreConfig,
+    error::error_chain,
+    metrics::{InstrumentedMultipart, InstrumentedStore, StoreStats},
+};
 
 /// An error from the store, naming the operation and the key.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +121,8 @@ pub struct Store {
     describe: String,
     /// Serialises [`Store::update`] on backends without a native conditional update.
     update_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Requests by operation and outcome (the backend is wrapped so that every request is counted).
+    stats: Arc<StoreStats>,
 }
 
 impl std::fmt::Debug for Store {
@@ -197,19 +203,29 @@ impl Store {
 
     /// Wraps an existing backend (tests use `InMemory`).
     pub fn new(inner: Arc<dyn ObjectStore>, backend: Backend, describe: String) -> Store {
+        let stats = Arc::new(StoreStats::default());
         Store {
-            inner,
+            inner: Arc::new(InstrumentedStore::new(inner, stats.clone())),
             multipart: None,
             backend,
             describe,
             update_lock: Arc::new(tokio::sync::Mutex::new(())),
+            stats,
         }
     }
 
     /// Adds the backend's multipart API (see [`Store::multipart`]).
     pub fn with_multipart(mut self, multipart: Arc<dyn MultipartStore>) -> Store {
-        self.multipart = Some(multipart);
+        self.multipart = Some(Arc::new(InstrumentedMultipart::new(
+            multipart,
+            self.stats.clone(),
+        )));
         self
+    }
+
+    /// Requests made so far, by operation and outcome (metrics).
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
     }
 
     /// The backend's multipart API, when jam drives multipart uploads itself (S3, memory).

@@ -8,6 +8,7 @@ use crate::{
     config::{Overrides, parse_duration},
     error::exit,
     mirror::Mirror,
+    ops,
     store::Store,
 };
 
@@ -26,6 +27,9 @@ pub struct MirrorArgs {
     /// Time between poll cycles, e.g. 60s [config: mirror.poll_interval]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub poll_interval: Option<Duration>,
+    /// Serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9184 [config: mirror.listen]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 /// Runs `jam mirror`.
@@ -33,6 +37,7 @@ pub fn run(args: MirrorArgs, mut flags: Overrides) -> crate::Result<u8> {
     flags.jenkins_url = args.jenkins;
     flags.jenkins_user = args.user;
     flags.poll_interval = args.poll_interval;
+    flags.listen = args.listen;
     let cfg = super::load(&flags)?;
     let store = Store::open(&cfg.store)?;
     let rt = super::runtime()?;
@@ -42,6 +47,23 @@ pub fn run(args: MirrorArgs, mut flags: Overrides) -> crate::Result<u8> {
         let shutdown = CancellationToken::new();
         let abort = mirror.abort_token();
         tokio::spawn(signals(shutdown.clone(), abort));
+        // The endpoint outlives the worker's shutdown token: it reports through the grace period and stops
+        // when the worker has.
+        let stop_endpoint = CancellationToken::new();
+        let endpoint = match cfg.mirror.listen {
+            Some(addr) => {
+                let listener = ops::bind(addr).await?;
+                let readiness = ops::Readiness::new(&cfg, store.clone())?;
+                tracing::info!(listen = %listener.local_addr().unwrap_or(addr), "serving /metrics, /healthz and /readyz");
+                Some(tokio::spawn(ops::serve(
+                    listener,
+                    mirror.metrics(),
+                    readiness,
+                    stop_endpoint.clone(),
+                )))
+            }
+            None => None,
+        };
         tracing::info!(
             store = %store.describe(),
             controllers = cfg.jenkins.len(),
@@ -49,6 +71,14 @@ pub fn run(args: MirrorArgs, mut flags: Overrides) -> crate::Result<u8> {
             "jam mirror starting"
         );
         let summary = mirror.run(args.once, shutdown).await;
+        stop_endpoint.cancel();
+        if let Some(task) = endpoint {
+            match task.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "the metrics endpoint failed"),
+                Err(e) => tracing::warn!(error = %e, "the metrics endpoint panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
         tracing::info!(
             mirrored = summary.mirrored,
             failed_attempts = summary.failed_attempts,

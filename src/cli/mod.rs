@@ -1,9 +1,11 @@
 //! The `jam` command line: argument definitions, logging and runtime setup, and the mapping from errors to
 //! exit codes. Each subcommand lives in its own module with its `Args` and `run`.
 
+mod doctor;
 mod fetch;
 mod ls;
 mod mirror;
+mod prune;
 mod shared;
 mod verify;
 
@@ -58,6 +60,10 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Audit the mirror: manifests, objects, checksums, pointers.
     Verify(verify::VerifyArgs),
+    /// Check the set-up: config, each controller (auth, jobs), the store (write, read, create, delete).
+    Doctor(doctor::DoctorArgs),
+    /// Delete mirrored builds the [[retention]] policy no longer keeps.
+    Prune(prune::PruneArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -109,6 +115,8 @@ pub fn run(cli: Cli) -> crate::Result<u8> {
         Command::Fetch(args) => fetch::run(args, flags),
         Command::Ls(args) => ls::run(args, flags),
         Command::Verify(args) => verify::run(args, flags),
+        Command::Doctor(args) => doctor::run(args, flags),
+        Command::Prune(args) => prune::run(args, flags),
     }
 }
 

@@ -130,6 +130,24 @@ pub struct RequestStats {
     pub sent: AtomicU64,
     /// Attempts that were retried.
     pub retries: AtomicU64,
+    /// Answers by HTTP status; 0 counts attempts that got no answer (connection error, timeout).
+    statuses: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+}
+
+impl RequestStats {
+    fn record_status(&self, status: u16) {
+        *self
+            .statuses
+            .lock()
+            .expect("stats lock")
+            .entry(status)
+            .or_default() += 1;
+    }
+
+    /// Attempts by HTTP status (0: no answer).
+    pub fn by_status(&self) -> std::collections::BTreeMap<u16, u64> {
+        self.statuses.lock().expect("stats lock").clone()
+    }
 }
 
 /// A client for one controller.
@@ -487,7 +505,12 @@ impl JenkinsClient {
             }
             inner.stats.sent.fetch_add(1, Ordering::Relaxed);
             tracing::trace!(controller = %inner.name, url = %shown, attempt, "GET");
-            let (retry_after, failure) = match req.send().await {
+            let sent = req.send().await;
+            inner.stats.record_status(match &sent {
+                Ok(resp) => resp.status().as_u16(),
+                Err(_) => 0,
+            });
+            let (retry_after, failure) = match sent {
                 Ok(resp) => {
                     let status = resp.status();
                     if status.is_success() {

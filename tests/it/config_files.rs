@@ -36,7 +36,7 @@ fn every_example_config_parses_and_validates() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap().replace(
-            "/run/credentials/jam.service",
+            "/run/credentials/jam-mirror.service",
             secrets.path().to_str().unwrap(),
         );
         let raw = parse_toml(&path, &text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

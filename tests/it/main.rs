@@ -7,6 +7,7 @@ mod harness;
 mod jenkins_client;
 mod mirror;
 mod mirror_s3;
+mod ops;
 mod parsers;
 mod s3_faults;
 mod security;

@@ -1,0 +1,241 @@
+//! The operations endpoint of `jam mirror --listen ADDR`: `/metrics` (Prometheus text format), `/healthz`
+//! (the process is alive and serving) and `/readyz` (the store answers and takes a write, and every
+//! controller accepts jam's credentials).
+//!
+//! Readiness is checked live on each request, with its own Jenkins clients (one attempt, a short
+//! timeout, so a dead controller answers "not ready" in seconds instead of after the worker's retries)
+//! and results cached for [`READY_CACHE`] so an eager prober cannot turn into load. The server stops
+//! gracefully when its token is cancelled.
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{Config, JenkinsConfig},
+    jenkins::{JenkinsClient, JenkinsError},
+    layout,
+    metrics::{self, Sources},
+    store::Store,
+};
+
+/// How long a readiness result is reused.
+pub const READY_CACHE: Duration = Duration::from_secs(1);
+
+/// How long one readiness check (store or controller) may take.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The outcome of one readiness check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// What was checked: `store` or `controller <name>`.
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found, or what is wrong and what to do.
+    pub detail: String,
+}
+
+/// Readiness: the store and every controller, checked with clients of their own.
+pub struct Readiness {
+    store: Store,
+    controllers: Vec<JenkinsClient>,
+    probe_key: String,
+    cache: Mutex<Option<(Instant, Vec<Check>)>>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("store", &self.store)
+            .field("controllers", &self.controllers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Readiness {
+    /// Readiness checks for a configuration's controllers and an opened store.
+    pub fn new(cfg: &Config, store: Store) -> Result<Readiness, JenkinsError> {
+        let controllers = cfg
+            .jenkins
+            .iter()
+            .map(|j| JenkinsClient::new(&check_client_config(j)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Readiness {
+            store,
+            controllers,
+            probe_key: format!(".jam/ready/{}", cfg.mirror.worker_id),
+            cache: Mutex::new(None),
+        })
+    }
+
+    /// Runs every check (or returns the last results, if fresher than [`READY_CACHE`]).
+    pub async fn check(&self) -> Vec<Check> {
+        let mut cache = self.cache.lock().await;
+        if let Some((at, checks)) = &*cache
+            && at.elapsed() < READY_CACHE
+        {
+            return checks.clone();
+        }
+        let mut checks = vec![self.check_store().await];
+        for c in &self.controllers {
+            checks.push(check_controller(c).await);
+        }
+        *cache = Some((Instant::now(), checks.clone()));
+        checks
+    }
+
+    async fn check_store(&self) -> Check {
+        let name = "store".to_string();
+        let key = layout::path(&self.probe_key);
+        let work = async {
+            self.store.probe().await.map_err(|e| e.to_string())?;
+            self.store
+                .put(&key, Bytes::from(crate::manifest::now_rfc3339()))
+                .await
+                .map_err(|e| format!("the store answers but refuses a write: {e}"))
+        };
+        match tokio::time::timeout(CHECK_TIMEOUT, work).await {
+            Ok(Ok(())) => Check {
+                name,
+                ok: true,
+                detail: format!("{} answers and takes writes", self.store.describe()),
+            },
+            Ok(Err(detail)) => Check {
+                name,
+                ok: false,
+                detail,
+            },
+            Err(_) => Check {
+                name,
+                ok: false,
+                detail: format!(
+                    "{} did not answer within {}s; check the endpoint and the network",
+                    self.store.describe(),
+                    CHECK_TIMEOUT.as_secs()
+                ),
+            },
+        }
+    }
+}
+
+/// A controller's settings for a health check: one attempt, bounded in time.
+pub fn check_client_config(j: &JenkinsConfig) -> JenkinsConfig {
+    let mut j = j.clone();
+    j.retries = 1;
+    j.api_timeout = j.api_timeout.min(CHECK_TIMEOUT);
+    j.connect_timeout = j.connect_timeout.min(Duration::from_secs(5));
+    j
+}
+
+/// Checks that a controller answers `/whoAmI` and accepts jam's credentials as a user.
+pub async fn check_controller(c: &JenkinsClient) -> Check {
+    let name = format!("controller {}", c.name());
+    match tokio::time::timeout(CHECK_TIMEOUT, c.who_am_i()).await {
+        Ok(Ok(who)) if who.authenticated && !who.anonymous => Check {
+            name,
+            ok: true,
+            detail: format!("{} authenticated as '{}'", c.base(), who.name),
+        },
+        Ok(Ok(who)) => Check {
+            name,
+            ok: false,
+            detail: format!(
+                "{} answers but treats jam as '{}' (not authenticated): check the user and API token",
+                c.base(),
+                who.name
+            ),
+        },
+        Ok(Err(e)) => Check {
+            name,
+            ok: false,
+            detail: e.to_string(),
+        },
+        Err(_) => Check {
+            name,
+            ok: false,
+            detail: format!(
+                "{} did not answer within {}s",
+                c.base(),
+                CHECK_TIMEOUT.as_secs()
+            ),
+        },
+    }
+}
+
+struct AppState {
+    metrics: Sources,
+    readiness: Readiness,
+}
+
+/// Binds the endpoint's address (before the worker starts, so a taken port fails at once).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, crate::Error> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        crate::Error::Usage(format!(
+            "cannot listen on {addr} (mirror.listen / --listen): {e}"
+        ))
+    })
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Sources,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let state = Arc::new(AppState { metrics, readiness });
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready_handler))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+async fn metrics_handler(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&s.metrics),
+    )
+}
+
+async fn ready_handler(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    let checks = s.readiness.check().await;
+    let ok = checks.iter().all(|c| c.ok);
+    let mut body = String::from(if ok { "ready\n" } else { "not ready\n" });
+    for c in &checks {
+        body.push_str(&format!(
+            "{} {}: {}\n",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.name,
+            c.detail
+        ));
+    }
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+}
