@@ -87,7 +87,11 @@ async fn soak_steady_stream_of_builds_keeps_resources_flat() {
     let app = JobPath::new(["app"]);
     while started.elapsed() < Duration::from_secs(secs) {
         added += 1;
-        let job = if added.is_multiple_of(2) { "app" } else { "team/lib" };
+        let job = if added.is_multiple_of(2) {
+            "app"
+        } else {
+            "team/lib"
+        };
         if added == 1 {
             sim.add_job("team", "lib").unwrap();
         }
