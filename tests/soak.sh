@@ -4,5 +4,5 @@
 #   bash tests/soak.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export JAM_SOAK_SECS="${1:-600}"
+export JAM_TEST_SOAK_SECS="${1:-600}"
 exec bash tests/run.sh cargo test --release --test integration soak -- --nocapture

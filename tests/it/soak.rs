@@ -46,7 +46,7 @@ fn median(mut v: Vec<u64>) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_steady_stream_of_builds_keeps_resources_flat() {
-    let secs: u64 = std::env::var("JAM_SOAK_SECS")
+    let secs: u64 = std::env::var("JAM_TEST_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
