@@ -442,7 +442,10 @@ fn build_s3(cfg: &StoreConfig, bucket: &str) -> object_store::Result<object_stor
     // Over TLS the payload needs no SigV4 hash of its own (TLS protects it on the wire, and jam hashes
     // every byte itself): that saves a SHA-256 pass over every part. Over plain HTTP the signed payload
     // hash is the only wire integrity check, so it stays. AWS_UNSIGNED_PAYLOAD, when set, decides.
-    let https = cfg.endpoint.as_deref().is_none_or(|e| e.starts_with("https://"));
+    let https = cfg
+        .endpoint
+        .as_deref()
+        .is_none_or(|e| e.starts_with("https://"));
     if std::env::var_os("AWS_UNSIGNED_PAYLOAD").is_none() {
         b = b.with_unsigned_payload(https);
     }

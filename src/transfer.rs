@@ -183,64 +183,59 @@ pub async fn upload(
         key: key.to_string(),
         source,
     };
-    let check_len = |received: u64| match download.content_length {
-        Some(expected) if expected != received => Err(TransferError::Length {
-            url: download.url.clone(),
-            expected,
-            received,
-        }),
-        _ => Ok(()),
+    let single = download
+        .content_length
+        .filter(|l| *l <= limits.part_size as u64);
+    // Reserve what this transfer may hold: the whole artifact, or the parts in flight plus one filling.
+    let _held = match single {
+        Some(len) => limits.budget.reserve(len).await,
+        None => {
+            limits
+                .budget
+                .reserve(limits.part_size as u64 * (limits.part_uploads as u64 + 1))
+                .await
+        }
+    };
+    let mut source = Source {
+        download: &mut download,
+        hasher: &mut hasher,
+        cancel,
+        on_bytes,
     };
 
-    if let Some(len) = download
-        .content_length
-        .filter(|l| *l <= limits.part_size as u64)
-    {
-        let _held = limits.budget.reserve(len).await;
+    if single.is_some() {
+        // Gathered as the chunks that arrived (no copy), then one PUT.
         let mut chunks: Vec<Bytes> = Vec::new();
-        loop {
-            let next = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return Err(TransferError::Cancelled),
-                n = download.body.next() => n,
-            };
-            let Some(chunk) = next else { break };
-            let chunk = chunk?;
-            hasher.update(&chunk);
-            on_bytes(chunk.len() as u64);
-            if hasher.size() > len {
-                return Err(TransferError::Length {
-                    url: download.url.clone(),
-                    expected: len,
-                    received: hasher.size(),
-                });
-            }
+        while let Some(chunk) = source.next().await? {
             chunks.push(chunk);
         }
-        check_len(hasher.size())?;
         let payload: PutPayload = chunks.into_iter().collect();
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(TransferError::Cancelled),
             r = store.object_store().put(key, payload) => { r.map_err(store_err)?; }
         }
-        return Ok(hasher.finish());
-    }
-
-    let _held = limits
-        .budget
-        .reserve(limits.part_size as u64 * (limits.part_uploads as u64 + 1))
-        .await;
-    if let (Some(mp), Some(journal)) = (store.multipart(), journal) {
-        let mut source = Source {
-            download: &mut download,
-            hasher: &mut hasher,
-            cancel,
-            on_bytes,
-        };
+    } else if let (Some(mp), Some(journal)) = (store.multipart(), journal) {
         upload_journaled(mp, journal, key, &mut source, limits, cancel).await?;
-        return Ok(hasher.finish());
+    } else {
+        upload_multipart(store, key, &mut source, limits, cancel).await?;
     }
+    Ok(hasher.finish())
+}
+
+/// A multipart upload through `object_store`'s `WriteMultipart`, for backends without the multipart API
+/// (the local directory, whose staging file is removed on abort).
+async fn upload_multipart(
+    store: &Store,
+    key: &Path,
+    source: &mut Source<'_>,
+    limits: &TransferLimits,
+    cancel: &CancellationToken,
+) -> Result<(), TransferError> {
+    let store_err = |source| TransferError::Store {
+        key: key.to_string(),
+        source,
+    };
     let upload = store
         .object_store()
         .put_multipart(key)
@@ -248,23 +243,7 @@ pub async fn upload(
         .map_err(store_err)?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, limits.part_size);
     let outcome: Result<(), TransferError> = async {
-        loop {
-            let next = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return Err(TransferError::Cancelled),
-                n = download.body.next() => n,
-            };
-            let Some(chunk) = next else { break };
-            let chunk = chunk?;
-            hasher.update(&chunk);
-            on_bytes(chunk.len() as u64);
-            if let Some(expected) = download.content_length.filter(|e| hasher.size() > *e) {
-                return Err(TransferError::Length {
-                    url: download.url.clone(),
-                    expected,
-                    received: hasher.size(),
-                });
-            }
+        while let Some(chunk) = source.next().await? {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Err(TransferError::Cancelled),
@@ -272,16 +251,13 @@ pub async fn upload(
             }
             writer.put(chunk);
         }
-        check_len(hasher.size())
+        Ok(())
     }
     .await;
     match outcome {
-        Ok(()) => {
-            // Not cancellable: finish sends the last part and completes (or aborts) the upload, and a
-            // dropped finish would leave the upload orphaned.
-            writer.finish().await.map_err(store_err)?;
-            Ok(hasher.finish())
-        }
+        // Not cancellable: finish sends the last part and completes (or aborts) the upload, and a
+        // dropped finish would leave the upload open.
+        Ok(()) => writer.finish().await.map(|_| ()).map_err(store_err),
         Err(e) => {
             if let Err(abort) = writer.abort().await {
                 tracing::warn!(key = %key, error = %abort, "could not abort multipart upload");

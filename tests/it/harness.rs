@@ -1,7 +1,11 @@
 //! Shared set-up for tests that run jam against the Jenkins simulator: a user and token, configs built
 //! the way a user writes them, a one-cycle mirror run, and readers for what landed in the store.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use jam::{
     config::{Config, Env, Overrides, parse_toml},
@@ -266,3 +270,32 @@ macro_rules! on_both_stores {
     )*};
 }
 pub(crate) use on_both_stores;
+
+/// `jam --log-format json mirror EXTRA_ARGS` as a process against `sim`, with the user's token in the
+/// environment and `target`'s store; stdout and stderr piped.
+pub fn jam_mirror(
+    sim: &Sim,
+    target: &Target,
+    extra_args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("jam"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("JENKINS_URL", sim.url())
+        .env("JENKINS_USER", USER)
+        .env("JENKINS_API_TOKEN", TOKEN)
+        .current_dir(std::env::temp_dir())
+        .args(["--log-format", "json", "mirror"])
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in &target.env {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd
+}

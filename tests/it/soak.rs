@@ -12,7 +12,7 @@ use std::{
 use jam::{layout::JobPath, store::Store};
 use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemSpec, Sim};
 
-use crate::harness::{self, Target};
+use crate::harness::{self, Target, jam_mirror};
 
 struct Sample {
     at_s: f64,
@@ -60,23 +60,14 @@ async fn soak_steady_stream_of_builds_keeps_resources_flat() {
 
     // SeaweedFS when the test servers run (CI), else a local directory.
     let target = Target::seaweed().unwrap_or_else(Target::local);
-    let (store, env) = (target.store.clone(), target.env.clone());
+    let store = target.store.clone();
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("jam"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("JENKINS_URL", sim.url())
-        .env("JENKINS_USER", harness::USER)
-        .env("JENKINS_API_TOKEN", harness::TOKEN)
+    let mut child = jam_mirror(&sim, &target, &["--poll-interval", "500ms"], &[])
         .current_dir(dir.path())
-        .args(["mirror", "--poll-interval", "500ms"])
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in &env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = child.id();
 
     // A new build every 250 ms, alternating between two jobs, each with one 1 MiB and ten small artifacts.

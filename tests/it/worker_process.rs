@@ -12,36 +12,9 @@ use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemSpec, Sim};
 use rand::{Rng, SeedableRng};
 
 use crate::{
-    harness::{self, Target},
+    harness::{self, Target, jam_mirror},
     support,
 };
-
-fn jam_mirror(
-    sim: &Sim,
-    target: &Target,
-    extra_args: &[&str],
-    extra_env: &[(&str, &str)],
-) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("jam"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("JENKINS_URL", sim.url())
-        .env("JENKINS_USER", harness::USER)
-        .env("JENKINS_API_TOKEN", harness::TOKEN)
-        .current_dir(std::env::temp_dir())
-        .args(["--log-format", "json", "mirror"])
-        .args(extra_args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in &target.env {
-        cmd.env(k, v);
-    }
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    cmd
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_then_restart_leaves_a_complete_mirror_local() {
