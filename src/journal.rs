@@ -2,11 +2,13 @@
 //!
 //! jam aborts its multipart uploads on every error and at shutdown, but a worker killed with SIGKILL (or a
 //! machine that dies) cannot, and S3 keeps the parts of an open upload, invisible and billed, until someone
-//! aborts it. So before the first part goes up, jam records the upload's key and id under
-//! `.jam/uploads/<worker>/` in the store, and removes the record once the upload is completed or aborted.
-//! When a worker starts, it aborts every upload still recorded under its own worker id: the previous
-//! incarnation of that worker is gone, so those uploads can never complete. Workers sharing a bucket must
-//! therefore have distinct `worker_id`s (the default is the host name).
+//! aborts it. So before an upload is created, jam records its key under `.jam/uploads/<worker>/` in the
+//! store, adds the upload id once S3 has assigned it, and removes the record once the upload is completed
+//! or aborted. When a worker starts, it aborts every upload still recorded under its own worker id: by its
+//! recorded id, and, on S3, every upload S3 lists as open for the recorded key (which covers a kill
+//! between the upload's creation and the recording of its id). The previous incarnation of that worker is
+//! gone, so those uploads can never complete. Workers sharing a bucket must therefore have distinct
+//! `worker_id`s (the default is the host name).
 
 use object_store::{MultipartId, path::Path};
 use serde::{Deserialize, Serialize};
@@ -17,7 +19,8 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
     key: String,
-    upload_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upload_id: Option<String>,
     started: String,
 }
 
@@ -37,18 +40,46 @@ impl UploadJournal {
         }
     }
 
-    /// Records an upload that has just been created; returns the record's key, for [`Self::forget`].
-    pub async fn record(&self, key: &Path, id: &MultipartId) -> Result<Path, StoreError> {
-        let name = crate::transfer::sha256_hex(format!("{key}\n{id}").as_bytes());
+    /// Records that an upload of `key` is about to be created; returns the record's key, for
+    /// [`Self::created`] and [`Self::forget`].
+    pub async fn intend(&self, key: &Path) -> Result<Path, StoreError> {
+        let name =
+            crate::transfer::sha256_hex(format!("{key}\n{}", rand::random::<u64>()).as_bytes());
         let entry_key = Store::path(&format!("{}/{}.json", self.dir, &name[..32]))?;
+        self.write(&entry_key, key, None).await?;
+        Ok(entry_key)
+    }
+
+    /// Adds the id S3 assigned to the upload recorded at `entry_key`.
+    pub async fn created(
+        &self,
+        entry_key: &Path,
+        key: &Path,
+        id: &MultipartId,
+    ) -> Result<(), StoreError> {
+        self.write(entry_key, key, Some(id)).await
+    }
+
+    /// Records an upload that exists already (intent and id at once); returns the record's key.
+    pub async fn record(&self, key: &Path, id: &MultipartId) -> Result<Path, StoreError> {
+        let entry_key = self.intend(key).await?;
+        self.created(&entry_key, key, id).await?;
+        Ok(entry_key)
+    }
+
+    async fn write(
+        &self,
+        entry_key: &Path,
+        key: &Path,
+        id: Option<&MultipartId>,
+    ) -> Result<(), StoreError> {
         let entry = Entry {
             key: key.to_string(),
-            upload_id: id.clone(),
+            upload_id: id.cloned(),
             started: crate::manifest::now_rfc3339(),
         };
         let body = serde_json::to_vec(&entry).expect("entry serializes");
-        self.store.put(&entry_key, body.into()).await?;
-        Ok(entry_key)
+        self.store.put(entry_key, body.into()).await
     }
 
     /// Removes a record once its upload is completed or aborted.
@@ -76,15 +107,35 @@ impl UploadJournal {
                 continue;
             };
             let key = Store::path(&entry.key)?;
-            match mp.abort_multipart(&key, &entry.upload_id).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {
-                    tracing::info!(key = %entry.key, started = %entry.started, "aborted a multipart upload left open by a previous run");
-                    aborted += 1;
-                    self.forget(&meta.location).await;
+            let mut ids: Vec<String> = entry.upload_id.into_iter().collect();
+            if let Some(lister) = self.store.open_uploads() {
+                match lister.open_uploads(&key).await {
+                    Ok(open) => ids.extend(
+                        open.into_iter()
+                            .filter(|id| !ids.contains(id))
+                            .collect::<Vec<_>>(),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(key = %entry.key, error = %e, "could not list the open uploads of a journaled key; will try again at the next start");
+                        continue;
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(key = %entry.key, error = %e, "could not abort a multipart upload left open by a previous run; will try again at the next start");
+            }
+            let mut all_aborted = true;
+            for id in &ids {
+                match mp.abort_multipart(&key, id).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                        tracing::info!(key = %entry.key, started = %entry.started, "aborted a multipart upload left open by a previous run");
+                        aborted += 1;
+                    }
+                    Err(e) => {
+                        all_aborted = false;
+                        tracing::warn!(key = %entry.key, error = %e, "could not abort a multipart upload left open by a previous run; will try again at the next start");
+                    }
                 }
+            }
+            if all_aborted {
+                self.forget(&meta.location).await;
             }
         }
         Ok(aborted)

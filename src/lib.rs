@@ -7,8 +7,8 @@
 //!
 //! Modules, one concern each: [`config`] (file, environment, flags), [`store`] (store URLs and conditional
 //! writes), [`layout`] (the key scheme, a public contract), [`manifest`] (the JSON documents beside the
-//! bytes), [`jenkins`] (the API client), [`transfer`] (one artifact, Jenkins → hashes → store), [`mirror`]
-//! (the worker), [`catalog`] (reading what the mirror holds: jobs, indexes, pointers, manifests), [`fetch`]
+//! bytes), [`jenkins`] (the API client), [`transfer`] (one artifact, Jenkins → hashes → store), [`journal`]
+//! and [`s3_uploads`] (no multipart upload left open), [`mirror`] (the worker), [`catalog`] (reading what the mirror holds: jobs, indexes, pointers, manifests), [`fetch`]
 //! (resolving a job, build and artifacts and downloading them to verified files), [`verify`] (the archive
 //! audit), [`retention`] (deleting builds a policy no longer keeps), [`telemetry`] (logs), [`metrics`] (the
 //! Prometheus text rendering of jam's counters), [`ops`] (the `/metrics`, `/healthz`, `/readyz`
@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod ops;
 pub mod retention;
+pub mod s3_uploads;
 pub mod store;
 pub mod telemetry;
 pub mod transfer;

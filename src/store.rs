@@ -28,6 +28,7 @@ use crate::{
     config::StoreConfig,
     error::error_chain,
     metrics::{InstrumentedMultipart, InstrumentedStore, StoreStats},
+    s3_uploads::S3Uploads,
 };
 
 /// An error from the store, naming the operation and the key.
@@ -117,6 +118,8 @@ pub struct Store {
     /// The same backend's multipart API, where it has one (S3, memory): uploads whose ids jam records so
     /// a restarted worker can abort what a killed one left open.
     multipart: Option<Arc<dyn MultipartStore>>,
+    /// On S3: lists the open uploads of a key, for the journal's clean-up of uploads whose id was lost.
+    uploads: Option<Arc<S3Uploads>>,
     backend: Backend,
     describe: String,
     /// Serialises [`Store::update`] on backends without a native conditional update.
@@ -161,14 +164,20 @@ impl Store {
                 ));
             }
             let s3 = build_s3(cfg, bucket).map_err(|e| bad(e.to_string()))?;
+            let uploads = S3Uploads::new(cfg, &s3, bucket, prefix).map_err(bad)?;
             let prefix = prefix.trim_matches('/');
-            if prefix.is_empty() {
+            let store = if prefix.is_empty() {
                 let s3 = Arc::new(s3);
-                return Ok(Store::new(s3.clone(), Backend::S3, url.to_string()).with_multipart(s3));
-            }
-            let p = Path::parse(prefix).map_err(|e| bad(e.to_string()))?;
-            let s3 = Arc::new(PrefixStore::new(s3, p));
-            return Ok(Store::new(s3.clone(), Backend::S3, url.to_string()).with_multipart(s3));
+                Store::new(s3.clone(), Backend::S3, url.to_string()).with_multipart(s3)
+            } else {
+                let p = Path::parse(prefix).map_err(|e| bad(e.to_string()))?;
+                let s3 = Arc::new(PrefixStore::new(s3, p));
+                Store::new(s3.clone(), Backend::S3, url.to_string()).with_multipart(s3)
+            };
+            return Ok(Store {
+                uploads: Some(Arc::new(uploads)),
+                ..store
+            });
         }
         if url == "memory://" || url == "memory:///" {
             let mem = Arc::new(InMemory::new());
@@ -207,6 +216,7 @@ impl Store {
         Store {
             inner: Arc::new(InstrumentedStore::new(inner, stats.clone())),
             multipart: None,
+            uploads: None,
             backend,
             describe,
             update_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -226,6 +236,11 @@ impl Store {
     /// Requests made so far, by operation and outcome (metrics).
     pub fn stats(&self) -> &StoreStats {
         &self.stats
+    }
+
+    /// On S3, the lister of open multipart uploads (see [`crate::s3_uploads`]).
+    pub fn open_uploads(&self) -> Option<&S3Uploads> {
+        self.uploads.as_deref()
     }
 
     /// The backend's multipart API, when jam drives multipart uploads itself (S3, memory).

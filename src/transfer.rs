@@ -328,14 +328,24 @@ async fn upload_journaled(
         key: key.to_string(),
         source,
     };
-    let id = mp.create_multipart(key).await.map_err(store_err)?;
-    let entry = match journal.record(key, &id).await {
-        Ok(entry) => entry,
+    // Recorded before it exists, so a kill at any point leaves a record the next start can act on.
+    let entry = journal
+        .intend(key)
+        .await
+        .map_err(|e| TransferError::Journal(e.to_string()))?;
+    let id = match mp.create_multipart(key).await {
+        Ok(id) => id,
         Err(e) => {
-            let _ = mp.abort_multipart(key, &id).await;
-            return Err(TransferError::Journal(e.to_string()));
+            journal.forget(&entry).await;
+            return Err(store_err(e));
         }
     };
+    if let Err(e) = journal.created(&entry, key, &id).await {
+        if mp.abort_multipart(key, &id).await.is_ok() {
+            journal.forget(&entry).await;
+        }
+        return Err(TransferError::Journal(e.to_string()));
+    }
     let mut parts: Vec<Option<PartId>> = Vec::new();
     let mut uploads: tokio::task::JoinSet<(usize, object_store::Result<PartId>)> =
         tokio::task::JoinSet::new();

@@ -566,6 +566,24 @@ async fn journal_aborts_leftovers(store: &Store, name: &str, s3: Option<&S3Targe
             );
         }
     }
+    // Killed between creating the upload and recording its id: on S3 the journal finds it by its key.
+    if let Some(t) = s3 {
+        let k2 = key("journal/id-never-recorded.bin");
+        journal.intend(&k2).await.unwrap();
+        let id2 = mp.create_multipart(&k2).await.unwrap();
+        mp.put_part(&k2, &id2, 0, PutPayload::from(synthetic(0, PART)))
+            .await
+            .unwrap();
+        assert_eq!(
+            journal.abort_leftovers().await.unwrap(),
+            1,
+            "{name}: the upload whose id was never recorded is found and aborted"
+        );
+        let prefix = format!("{}/journal/", t.prefix);
+        if let Some(pending) = support::pending_multipart_uploads(&t.env, &prefix) {
+            assert!(pending.is_empty(), "{name}: still pending: {pending:?}");
+        }
+    }
     // Completed and aborted transfers left no journal entries behind.
     let entries = store
         .list_all(&Path::from(".jam/uploads/contract"))
