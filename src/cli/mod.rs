@@ -62,7 +62,7 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Check the set-up: config, each controller (auth, jobs), the store (write, read, create, delete).
     Doctor(doctor::DoctorArgs),
-    /// Delete mirrored builds the [[retention]] policy no longer keeps.
+    /// Delete mirrored builds the `[[retention]]` policy no longer keeps.
     Prune(prune::PruneArgs),
     /// Print shell completions.
     Completions {
