@@ -206,6 +206,32 @@ pub struct RawRetention {
     pub keep_within: Option<Dur>,
 }
 
+impl RawConfig {
+    /// Finds the config file (`--config`, else `JAM_CONFIG`, else `./jam.toml` if present) and parses it;
+    /// with no file, the empty configuration. Returns the file's path too.
+    pub fn load(
+        flags: &Overrides,
+        env: &Env<'_>,
+    ) -> Result<(RawConfig, Option<PathBuf>), ConfigError> {
+        let path = flags
+            .config
+            .clone()
+            .or_else(|| env.get("JAM_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()));
+        let raw = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                parse_toml(p, &text)?
+            }
+            None => RawConfig::default(),
+        };
+        Ok((raw, path))
+    }
+}
+
 /// `[store]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -613,21 +639,7 @@ impl Config {
     /// Finds the config file (`--config`, else `JAM_CONFIG`, else `./jam.toml` if present), reads it, and
     /// layers the environment and the flags over it.
     pub fn load(flags: &Overrides, env: &Env<'_>) -> Result<Config, ConfigError> {
-        let path = flags
-            .config
-            .clone()
-            .or_else(|| env.get("JAM_CONFIG").map(PathBuf::from))
-            .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()));
-        let raw = match &path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.clone(),
-                    source,
-                })?;
-                parse_toml(p, &text)?
-            }
-            None => RawConfig::default(),
-        };
+        let (raw, path) = RawConfig::load(flags, env)?;
         Config::from_raw(raw, path, flags, env)
     }
 

@@ -2,12 +2,12 @@
 //! Jenkins credentials when only the store is read, the source names the configuration knows, a runtime
 //! that stops cleanly on Ctrl-C or SIGTERM, and aligned-column tables.
 
-use std::{future::Future, path::PathBuf};
+use std::future::Future;
 
 use url::Url;
 
 use crate::{
-    config::{Config, DEFAULT_CONFIG_FILE, Env, Overrides, default_source_name, parse_toml},
+    config::{Config, Env, Overrides, RawConfig, default_source_name},
     error::Error,
 };
 
@@ -34,20 +34,8 @@ pub fn load(flags: &Overrides, need_jenkins: bool) -> crate::Result<(Config, Vec
         Err(e) => e,
     };
     // Retry without the Jenkins part: from the file, then the environment.
-    let path = flags
-        .config
-        .clone()
-        .or_else(|| env.get("JAM_CONFIG").map(PathBuf::from))
-        .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()));
-    let mut raw = match &path {
-        Some(p) => match std::fs::read_to_string(p)
-            .ok()
-            .and_then(|t| parse_toml(p, &t).ok())
-        {
-            Some(raw) => raw,
-            None => return Err(first.into()),
-        },
-        None => Default::default(),
+    let Ok((mut raw, path)) = RawConfig::load(flags, &env) else {
+        return Err(first.into());
     };
     let mut names = Vec::new();
     for j in &raw.jenkins {
