@@ -532,7 +532,8 @@ impl Mirror {
                 );
             }
         }
-        let mut started = 0;
+        // The jobs that changed (or wait for running builds or retries).
+        let mut changed = Vec::new();
         for job in polled.jobs {
             if !src.filter.matches(&job.path.full_name()) {
                 continue;
@@ -547,17 +548,39 @@ impl Mirror {
                 state.seen = Some(current);
                 continue;
             }
-            match look_at_job(&self.shared, src, &job.path, tx, tracker, i).await {
+            changed.push((job.path, current, state.index.is_none()));
+        }
+        // Their indexes and build lists are read concurrently (the client bounds requests per
+        // controller), so a first cycle over thousands of jobs is not one round trip after another; the
+        // results are then applied one job at a time.
+        let fetched: Vec<_> = futures::stream::iter(changed)
+            .map(|(path, current, need_index)| {
+                let (shared, client, layout) = (&self.shared, &src.client, &src.layout);
+                async move {
+                    let r = fetch_job(shared, client, layout, &path, need_index).await;
+                    (path, current, r)
+                }
+            })
+            .buffer_unordered(LOOKS_AT_ONCE)
+            .collect()
+            .await;
+        let mut started = 0;
+        for (path, current, fetched) in fetched {
+            let result = match fetched {
+                Ok(f) => look_at_job(&self.shared, src, &path, f, tx, tracker, i).await,
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(n) => {
                     started += n;
-                    if let Some(st) = src.jobs.get_mut(&job.path) {
+                    if let Some(st) = src.jobs.get_mut(&path) {
                         st.seen = Some(current);
                     }
                 }
                 Err(BuildError::Jenkins(e)) if e.is_unauthorized() => return Err(e.into()),
                 Err(e) => {
                     *job_errors += 1;
-                    tracing::warn!(controller = %src.client.name(), job = %job.path, error = %e, "cannot look at job; trying again next cycle");
+                    tracing::warn!(controller = %src.client.name(), job = %path, error = %e, "cannot look at job; trying again next cycle");
                 }
             }
         }
@@ -699,40 +722,65 @@ fn summary_of(m: &Manifest) -> BuildSummary {
     }
 }
 
-/// Looks at a job that changed: reads its index (first time), lists its builds, and starts a task for each
-/// finished build that is not settled yet.
+/// How many changed jobs one poll reads at once (the client's `max_requests` still bounds the requests).
+const LOOKS_AT_ONCE: usize = 32;
+
+/// What a look at a changed job reads: its index from the store (the first time), and its build list.
+struct Fetched {
+    /// `Some` when the index was read: `Some(None)` means the job has none yet (first sight).
+    index: Option<Option<JobIndex>>,
+    listing: crate::jenkins::model::JobBuilds,
+}
+
+/// Reads a changed job's index (when `need_index`) and build list; touches no worker state, so many run
+/// at once.
+async fn fetch_job(
+    shared: &Shared,
+    client: &JenkinsClient,
+    layout: &Layout,
+    job: &JobPath,
+    need_index: bool,
+) -> Result<Fetched, BuildError> {
+    let index = if need_index {
+        let key = layout::path(&layout.index_key(job));
+        Some(match shared.store.get(&key).await? {
+            Some((bytes, _)) => Some(JobIndex::parse(&bytes, key.as_ref()).map_err(|m| {
+                BuildError::Store(StoreError::BadKey {
+                    key: key.to_string(),
+                    message: m,
+                })
+            })?),
+            None => None,
+        })
+    } else {
+        None
+    };
+    let listing = client.job_builds(job).await?;
+    Ok(Fetched { index, listing })
+}
+
+/// Applies what [`fetch_job`] read about a changed job: sets its index (the first time), pages through
+/// older builds when more are new than the build list shows, and starts a task for each finished build
+/// that is not settled yet.
 async fn look_at_job(
     shared: &Arc<Shared>,
     src: &mut Source,
     job: &JobPath,
+    fetched: Fetched,
     tx: &mpsc::UnboundedSender<Report>,
     tracker: &TaskTracker,
     source_ix: usize,
 ) -> Result<usize, BuildError> {
     let index_key = layout::path(&src.layout.index_key(job));
-    let first_sight = {
-        let state = src.jobs.get_mut(job).expect("state exists");
-        if state.index.is_none() {
-            match shared.store.get(&index_key).await? {
-                Some((bytes, _)) => {
-                    let ix = JobIndex::parse(&bytes, index_key.as_ref()).map_err(|m| {
-                        BuildError::Store(StoreError::BadKey {
-                            key: index_key.to_string(),
-                            message: m,
-                        })
-                    })?;
-                    state.index = Some(ix);
-                    false
-                }
-                None => true,
-            }
-        } else {
-            false
-        }
-    };
-    let listing = src.client.job_builds(job).await?;
-    let mut builds = listing.builds;
     let state = src.jobs.get_mut(job).expect("state exists");
+    let mut first_sight = false;
+    match fetched.index {
+        Some(Some(ix)) => state.index = Some(ix),
+        Some(None) => first_sight = state.index.is_none(),
+        None => {}
+    }
+    let listing = fetched.listing;
+    let mut builds = listing.builds;
 
     if first_sight {
         let mut ix = JobIndex::new(job.clone());

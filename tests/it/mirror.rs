@@ -509,3 +509,38 @@ harness::on_both_stores!(
     build_without_artifacts_gets_a_manifest_and_pointers,
     build_deleted_before_it_was_mirrored_is_recorded_as_missed,
 );
+
+/// A restarted worker looks at every job once; those looks run concurrently (bounded by `max_requests`),
+/// so 40 jobs whose build lists each take 200 ms are read in far less than 40 × 200 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_jobs_are_read_concurrently() {
+    let mut scenario = harness::scenario();
+    for j in 0..40 {
+        scenario = scenario.with_item(
+            ItemSpec::freestyle(&format!("j{j}"))
+                .with_build(BuildSpec::finished(1, BuildResult::Success)),
+        );
+    }
+    let sim = Sim::start(scenario);
+    sim.add_fault(
+        Fault::latency(std::time::Duration::from_millis(200))
+            .on(RouteKind::Api)
+            .path_regex(r"^/job/j[0-9]+/api/json"),
+    )
+    .unwrap();
+    let t = Target::local();
+    let cfg = t.config(&sim, "");
+    let started = std::time::Instant::now();
+    let s = mirror_once(&cfg, &t.store).await;
+    let took = started.elapsed();
+    assert!(s.ok() && s.mirrored == 40, "{s:?}");
+    assert_eq!(
+        sim.requests().iter().filter(|r| r.faulted).count(),
+        40,
+        "every build list was slowed"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(4),
+        "40 slow build lists took {took:?}"
+    );
+}
