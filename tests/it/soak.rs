@@ -12,7 +12,7 @@ use std::{
 use jam::{layout::JobPath, store::Store};
 use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemSpec, Sim};
 
-use crate::harness::{self, Target, jam_mirror};
+use crate::harness::{self, KillOnDrop, Target, jam_mirror};
 
 struct Sample {
     at_s: f64,
@@ -62,12 +62,14 @@ async fn soak_steady_stream_of_builds_keeps_resources_flat() {
     let target = Target::seaweed().unwrap_or_else(Target::local);
     let store = target.store.clone();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = jam_mirror(&sim, &target, &["--poll-interval", "500ms"], &[])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        jam_mirror(&sim, &target, &["--poll-interval", "500ms"], &[])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let pid = child.id();
 
     // A new build every 250 ms, alternating between two jobs, each with one 1 MiB and ten small artifacts.
