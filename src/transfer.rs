@@ -179,10 +179,7 @@ pub async fn upload(
     on_bytes: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Transferred, TransferError> {
     let mut hasher = Hasher::new(md5);
-    let store_err = |source| TransferError::Store {
-        key: key.to_string(),
-        source,
-    };
+    let store_err = &store_error(key);
     let single = download
         .content_length
         .filter(|l| *l <= limits.part_size as u64);
@@ -232,10 +229,7 @@ async fn upload_multipart(
     limits: &TransferLimits,
     cancel: &CancellationToken,
 ) -> Result<(), TransferError> {
-    let store_err = |source| TransferError::Store {
-        key: key.to_string(),
-        source,
-    };
+    let store_err = &store_error(key);
     let upload = store
         .object_store()
         .put_multipart(key)
@@ -264,6 +258,14 @@ async fn upload_multipart(
             }
             Err(e)
         }
+    }
+}
+
+/// Wraps a backend error as a write failure of `key`.
+fn store_error(key: &Path) -> impl Fn(object_store::Error) -> TransferError + '_ {
+    move |source| TransferError::Store {
+        key: key.to_string(),
+        source,
     }
 }
 
@@ -324,10 +326,7 @@ async fn upload_journaled(
     limits: &TransferLimits,
     cancel: &CancellationToken,
 ) -> Result<(), TransferError> {
-    let store_err = |source| TransferError::Store {
-        key: key.to_string(),
-        source,
-    };
+    let store_err = &store_error(key);
     // Recorded before it exists, so a kill at any point leaves a record the next start can act on.
     let entry = journal
         .intend(key)
@@ -435,10 +434,7 @@ async fn start_part(
             _ = cancel.cancelled() => return Err(TransferError::Cancelled),
             j = uploads.join_next() => j.expect("uploads is not empty"),
         };
-        record_part(joined, parts).map_err(|source| TransferError::Store {
-            key: key.to_string(),
-            source,
-        })?;
+        record_part(joined, parts).map_err(store_error(key))?;
     }
     let idx = parts.len();
     parts.push(None);

@@ -82,6 +82,19 @@ pub async fn pointer(store: &Store, job: &JobPath, link: Permalink) -> Option<Po
     Some(serde_json::from_slice(&bytes).expect("pointer parses"))
 }
 
+/// The number a pointer names, if the pointer exists.
+pub async fn pointer_number(store: &Store, job: &JobPath, link: Permalink) -> Option<u64> {
+    pointer(store, job, link).await.map(|p| p.number)
+}
+
+/// The committed builds a job's index lists (empty without an index).
+pub async fn mirrored_builds(store: &Store, job: &JobPath) -> Vec<u64> {
+    index(store, job)
+        .await
+        .map(|ix| ix.builds.keys().copied().collect())
+        .unwrap_or_default()
+}
+
 /// Reads a job's index, if any.
 pub async fn index(store: &Store, job: &JobPath) -> Option<JobIndex> {
     let key = jam::layout::path(&layout().index_key(job));

@@ -10,7 +10,8 @@ use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, Fault, ItemSpec, RouteKi
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::{
-    self, Target, artifact_requests, assert_build_mirrored, index, mirror_once, pointer, wait_for,
+    self, Target, artifact_requests, assert_build_mirrored, index, mirror_once, mirrored_builds,
+    pointer, pointer_number, wait_for,
 };
 
 fn build(n: u64, result: BuildResult, size: u64) -> BuildSpec {
@@ -92,24 +93,21 @@ async fn backfills_folders_multibranch_and_more_than_100_builds(t: Target) {
         );
     }
     assert_eq!(
-        pointer(&store, &app_job, Permalink::LastSuccessfulBuild)
+        pointer_number(&store, &app_job, Permalink::LastSuccessfulBuild)
             .await
-            .unwrap()
-            .number,
+            .unwrap(),
         129
     );
     assert_eq!(
-        pointer(&store, &app_job, Permalink::LastFailedBuild)
+        pointer_number(&store, &app_job, Permalink::LastFailedBuild)
             .await
-            .unwrap()
-            .number,
+            .unwrap(),
         130
     );
     assert_eq!(
-        pointer(&store, &app_job, Permalink::LastCompletedBuild)
+        pointer_number(&store, &app_job, Permalink::LastCompletedBuild)
             .await
-            .unwrap()
-            .number,
+            .unwrap(),
         130
     );
 
@@ -125,10 +123,9 @@ async fn backfills_folders_multibranch_and_more_than_100_builds(t: Target) {
     let main = JobPath::new(["svc", "main"]);
     assert_build_mirrored(&store, &sim, &main, "svc/main", 4).await;
     assert_eq!(
-        pointer(&store, &main, Permalink::LastSuccessfulBuild)
+        pointer_number(&store, &main, Permalink::LastSuccessfulBuild)
             .await
-            .unwrap()
-            .number,
+            .unwrap(),
         4
     );
     assert!(
@@ -195,10 +192,9 @@ async fn out_of_order_completion_mirrors_both_and_pointers_only_move_forward(t: 
     assert!(mirror_once(&cfg, &store).await.ok());
     assert_build_mirrored(&store, &sim, &job, "app", 11).await;
     assert_eq!(
-        pointer(&store, &job, Permalink::LastSuccessfulBuild)
+        pointer_number(&store, &job, Permalink::LastSuccessfulBuild)
             .await
-            .unwrap()
-            .number,
+            .unwrap(),
         12,
         "pointer never moves back"
     );
@@ -375,16 +371,7 @@ async fn backfill_policies_and_result_filter(t: Target) {
     let cfg = t.config(&sim, "[mirror]\nbackfill = 2\n");
     let store = Store::open(&cfg.store).unwrap();
     assert!(mirror_once(&cfg, &store).await.ok());
-    assert_eq!(
-        index(&store, &job)
-            .await
-            .unwrap()
-            .builds
-            .keys()
-            .copied()
-            .collect::<Vec<_>>(),
-        vec![5, 6]
-    );
+    assert_eq!(mirrored_builds(&store, &job).await, vec![5, 6]);
 
     let t2 = t.fresh();
     let cfg = t2.config(&sim, "[mirror]\nbackfill = \"none\"\n");
@@ -396,31 +383,13 @@ async fn backfill_policies_and_result_filter(t: Target) {
         mirror_once(&cfg, &store).await.ok(),
         "the cut survives a restart"
     );
-    assert_eq!(
-        index(&store, &job)
-            .await
-            .unwrap()
-            .builds
-            .keys()
-            .copied()
-            .collect::<Vec<_>>(),
-        vec![7]
-    );
+    assert_eq!(mirrored_builds(&store, &job).await, vec![7]);
 
     let t3 = t.fresh();
     let cfg = t3.config(&sim, "[mirror]\nresults = [\"SUCCESS\"]\n");
     let store = Store::open(&cfg.store).unwrap();
     assert!(mirror_once(&cfg, &store).await.ok());
-    assert_eq!(
-        index(&store, &job)
-            .await
-            .unwrap()
-            .builds
-            .keys()
-            .copied()
-            .collect::<Vec<_>>(),
-        vec![1, 3, 5, 7]
-    );
+    assert_eq!(mirrored_builds(&store, &job).await, vec![1, 3, 5, 7]);
     t.assert_no_open_uploads();
 }
 
@@ -436,10 +405,9 @@ async fn build_without_artifacts_gets_a_manifest_and_pointers(t: Target) {
     assert!(m.artifacts.is_empty());
     assert_eq!(m.result, "ABORTED");
     assert_eq!(
-        pointer(&store, &job, Permalink::LastUnsuccessfulBuild)
+        pointer_number(&store, &job, Permalink::LastUnsuccessfulBuild)
             .await
-            .unwrap()
-            .number,
+            .unwrap(),
         1
     );
     assert!(

@@ -7,7 +7,7 @@ use jam::layout::{JobPath, Permalink};
 use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemKind, ItemSpec, Sim};
 
 use crate::{
-    harness::{self, assert_build_mirrored, config, mirror_once, pointer},
+    harness::{self, assert_build_mirrored, config, mirror_once, pointer_number},
     support::{self, S3Kind},
 };
 
@@ -56,17 +56,15 @@ async fn mirror_into_seaweedfs_matches_an_independent_client() {
     let branch = JobPath::new(["svc", "feature%2Fx"]);
     assert_build_mirrored(&store, &sim, &branch, "svc/feature%2Fx", 7).await;
     assert_eq!(
-        pointer(&store, &app, Permalink::LastSuccessfulBuild)
+        pointer_number(&store, &app, Permalink::LastSuccessfulBuild)
             .await
-            .unwrap()
-            .number,
+            .unwrap(),
         2
     );
     assert_eq!(
-        pointer(&store, &app, Permalink::LastStableBuild)
+        pointer_number(&store, &app, Permalink::LastStableBuild)
             .await
-            .unwrap()
-            .number,
+            .unwrap(),
         1
     );
 

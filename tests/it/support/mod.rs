@@ -229,62 +229,35 @@ pub fn aws_cli_status(env: &S3Env, args: &[&str]) -> Result<String, String> {
 /// left orphaned. `None` (after [`skip_or_fail`]) when the CLI is not available. Blocks while the CLI runs
 /// (about a second).
 pub fn pending_multipart_uploads(env: &S3Env, prefix: &str) -> Option<Vec<String>> {
-    let out = aws_cli(
-        env,
-        &[
-            "s3api",
-            "list-multipart-uploads",
-            "--bucket",
-            &env.bucket,
-            "--prefix",
-            prefix,
-        ],
-    )?;
-    if out.trim().is_empty() {
-        return Some(Vec::new());
-    }
-    let v: serde_json::Value = serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("aws list-multipart-uploads printed no JSON ({e}): {out}"));
-    Some(
-        v.get("Uploads")
-            .and_then(|u| u.as_array())
-            .map(|uploads| {
-                uploads
-                    .iter()
-                    .map(|u| u["Key"].as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .unwrap_or_default(),
-    )
+    cli_keys(env, "list-multipart-uploads", prefix, "Uploads")
 }
 
 /// The keys of every object under `prefix` in `env`'s bucket as the aws CLI sees them (`s3api
 /// list-objects-v2`, which pages through everything): what another S3 client finds where jam wrote.
 /// `None` (after [`skip_or_fail`]) when the CLI is not available.
 pub fn list_keys_with_cli(env: &S3Env, prefix: &str) -> Option<Vec<String>> {
+    cli_keys(env, "list-objects-v2", prefix, "Contents")
+}
+
+/// Runs `aws s3api <op> --bucket B --prefix P` and returns the `Key` of each element of the `field`
+/// array in its JSON answer (no output means none).
+fn cli_keys(env: &S3Env, op: &str, prefix: &str, field: &str) -> Option<Vec<String>> {
     let out = aws_cli(
         env,
-        &[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            &env.bucket,
-            "--prefix",
-            prefix,
-        ],
+        &["s3api", op, "--bucket", &env.bucket, "--prefix", prefix],
     )?;
     if out.trim().is_empty() {
         return Some(Vec::new());
     }
     let v: serde_json::Value = serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("aws list-objects-v2 printed no JSON ({e}): {out}"));
+        .unwrap_or_else(|e| panic!("aws {op} printed no JSON ({e}): {out}"));
     Some(
-        v.get("Contents")
-            .and_then(|c| c.as_array())
-            .map(|objects| {
-                objects
+        v.get(field)
+            .and_then(|a| a.as_array())
+            .map(|items| {
+                items
                     .iter()
-                    .map(|o| o["Key"].as_str().unwrap_or_default().to_string())
+                    .map(|i| i["Key"].as_str().unwrap_or_default().to_string())
                     .collect()
             })
             .unwrap_or_default(),
