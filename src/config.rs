@@ -416,7 +416,7 @@ impl RetentionRule {
     }
 }
 
-/// Where the mirror lives; see [`crate::store`].
+/// Where the mirror lives: the store URL and its S3 settings.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// The store URL as given (`s3://…`, `file:///…`, a path, or `memory://`).
@@ -459,7 +459,7 @@ impl StoreConfig {
     }
 }
 
-/// How the worker behaves; see [`crate::mirror`].
+/// How the worker (`jam mirror`) behaves.
 #[derive(Debug, Clone)]
 pub struct MirrorConfig {
     /// Time between poll cycles.
@@ -492,7 +492,7 @@ pub struct MirrorConfig {
     pub retention_interval: Duration,
 }
 
-/// One Jenkins controller; see [`crate::jenkins`].
+/// One Jenkins controller: where it is, who jam is there, and how to talk to it.
 #[derive(Debug, Clone)]
 pub struct JenkinsConfig {
     /// Source name: part of every store key.

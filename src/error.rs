@@ -72,21 +72,5 @@ impl Error {
     }
 }
 
-/// An error and its sources joined with ": ", leaving out a source whose text the message already holds
-/// (libraries often repeat their source's text in their own): the whole story, for messages.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        src = s.source();
-    }
-    msg
-}
-
 /// Shorthand for results with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,34 +5,36 @@
 //! single source of truth: a build counts as mirrored once its `manifest.json` exists, and the manifest is
 //! written only after every artifact it lists has been stored and verified.
 //!
-//! Modules, one concern each: [`config`] (file, environment, flags), [`store`] (store URLs and conditional
-//! writes), [`layout`] (the key scheme, a public contract), [`manifest`] (the JSON documents beside the
-//! bytes), [`jenkins`] (the API client), [`transfer`] (one artifact, Jenkins → hashes → store), [`journal`]
-//! and [`s3_uploads`] (no multipart upload left open), [`mirror`] (the worker), [`catalog`] (reading what the mirror holds: jobs, indexes, pointers, manifests), [`fetch`]
-//! (resolving a job, build and artifacts and downloading them to verified files), [`verify`] (the archive
-//! audit), [`retention`] (deleting builds a policy no longer keeps), [`telemetry`] (logs), [`metrics`] (the
-//! Prometheus text rendering of jam's counters), [`ops`] (the `/metrics`, `/healthz`, `/readyz`
-//! endpoint), [`doctor`] (set-up checks), and [`cli`] (the `jam` command line). The binary is a thin shell
-//! over [`cli::run`].
+//! The library is built in layers; each imports only the layers below it (`ARCHITECTURE.md` draws them):
+//!
+//! - foundation: [`config`] (file, environment, flags), [`retry`] (the one backoff policy), [`metrics`]
+//!   (the registry the parts report to), [`chain`] (error chains for messages);
+//! - [`format`]: the key scheme and the JSON documents beside the bytes, a public contract;
+//! - [`store`]: store URLs and backends, conditional writes, the artifact write path, request counting, the
+//!   journal of open uploads;
+//! - [`jenkins`]: the API client and its model;
+//! - [`integrity`]: the verified byte stream (length, SHA-256, MD5) and the fingerprint rules;
+//! - [`archive`]: the one owner of the mirror's metadata (catalog, indexes, pointers);
+//! - work: [`mirror`] (the worker), [`fetch`] (verified downloads), [`audit`] (verify and retention);
+//! - [`ops`]: the `/metrics`, `/healthz` and `/readyz` endpoint, logs, `jam doctor`;
+//! - [`cli`]: the `jam` command line, and [`error`], the error every command reports with its exit code.
+//!
+//! The binary is a thin shell over [`cli::main`].
 
-pub mod catalog;
+pub mod archive;
+pub mod audit;
+pub mod chain;
 pub mod cli;
 pub mod config;
-pub mod doctor;
 pub mod error;
 pub mod fetch;
+pub mod format;
+pub mod integrity;
 pub mod jenkins;
-pub mod journal;
-pub mod layout;
-pub mod manifest;
 pub mod metrics;
 pub mod mirror;
 pub mod ops;
-pub mod retention;
-pub mod s3_uploads;
+pub mod retry;
 pub mod store;
-pub mod telemetry;
-pub mod transfer;
-pub mod verify;
 
 pub use error::{Error, Result};

@@ -3,10 +3,7 @@
 //! build's prefix in the store.
 #![no_main]
 
-use jam::{
-    jenkins::model::{BuildDetails, JobBuilds, PollRoot},
-    layout::{JobPath, Layout},
-};
+use jam::{jenkins::model::{BuildDetails, JobBuilds, PollRoot}, format::layout::{JobPath, Layout}};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,8 +6,8 @@ use std::io::Write;
 
 use crate::{
     config::{Config, Env, LogFormat, Overrides},
-    doctor::{self, Check},
     error::exit,
+    ops::doctor::{self, Check},
 };
 
 /// Arguments of `jam doctor`.
@@ -22,7 +22,8 @@ pub struct DoctorArgs {
 pub fn run(args: DoctorArgs, flags: Overrides) -> crate::Result<u8> {
     let (checks, code) = match Config::load(&flags, &Env::process()) {
         Ok(cfg) => {
-            crate::telemetry::init(&cfg.log.level, cfg.log.format).map_err(crate::Error::Usage)?;
+            crate::ops::telemetry::init(&cfg.log.level, cfg.log.format)
+                .map_err(crate::Error::Usage)?;
             let rt = super::runtime()?;
             let checks = rt.block_on(doctor::run(&cfg));
             let code = if checks.iter().all(|c| c.ok) {
@@ -33,7 +34,8 @@ pub fn run(args: DoctorArgs, flags: Overrides) -> crate::Result<u8> {
             (checks, code)
         }
         Err(e) => {
-            let _ = crate::telemetry::init("warn", flags.log_format.unwrap_or(LogFormat::Text));
+            let _ =
+                crate::ops::telemetry::init("warn", flags.log_format.unwrap_or(LogFormat::Text));
             (
                 vec![Check {
                     name: "config".into(),

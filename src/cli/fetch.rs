@@ -8,15 +8,15 @@ use serde::Serialize;
 
 use super::shared;
 use crate::{
-    catalog::Catalog,
+    archive::catalog::Catalog,
     config::Overrides,
     error::{Error, exit},
     fetch::{
         self, BuildSelector, DirOptions, Fetched, Fetcher, ItemProgress, JobArg, Origin, Progress,
         Resolved, Status,
     },
+    format::manifest::ms_to_rfc3339,
     jenkins::JenkinsClient,
-    manifest::ms_to_rfc3339,
     store::Store,
 };
 

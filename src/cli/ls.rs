@@ -6,12 +6,12 @@ use serde::Serialize;
 
 use super::shared::{self, human_size, table};
 use crate::{
-    catalog::Catalog,
+    archive::catalog::Catalog,
     config::Overrides,
     error::{Error, exit},
     fetch::{self, BuildSelector, JobArg},
-    layout::{JobPath, Layout},
-    manifest::{JobIndex, ms_to_rfc3339},
+    format::layout::{JobPath, Layout},
+    format::manifest::{JobIndex, ms_to_rfc3339},
     store::Store,
 };
 
@@ -102,7 +102,7 @@ async fn list_jobs(catalog: &Catalog, args: &LsArgs) -> crate::Result<u8> {
     for s in &sources {
         jobs.extend(catalog.jobs(s).await?);
     }
-    let indexes: Vec<crate::Result<(crate::catalog::JobEntry, Option<JobIndex>)>> =
+    let indexes: Vec<crate::Result<(crate::archive::catalog::JobEntry, Option<JobIndex>)>> =
         futures::stream::iter(jobs)
             .map(|j| async move {
                 let ix = catalog.index(&Layout::new(&j.source), &j.job).await?;

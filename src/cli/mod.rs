@@ -86,7 +86,7 @@ impl Cli {
 /// Loads the configuration with the process environment and sets up logging.
 fn load(flags: &Overrides) -> crate::Result<Config> {
     let cfg = Config::load(flags, &Env::process())?;
-    crate::telemetry::init(&cfg.log.level, cfg.log.format).map_err(Error::Usage)?;
+    crate::ops::telemetry::init(&cfg.log.level, cfg.log.format).map_err(Error::Usage)?;
     Ok(cfg)
 }
 

@@ -4,10 +4,10 @@
 use std::io::Write;
 
 use crate::{
+    audit::retention::{self, PruneOptions},
     config::Overrides,
     error::{Error, exit},
-    manifest::ms_to_rfc3339,
-    retention::{self, PruneOptions},
+    format::manifest::ms_to_rfc3339,
     store::Store,
 };
 

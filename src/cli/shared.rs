@@ -70,7 +70,7 @@ pub fn load(flags: &Overrides, need_jenkins: bool) -> crate::Result<(Config, Vec
 }
 
 fn init_logs(cfg: &Config) -> crate::Result<()> {
-    crate::telemetry::init(&cfg.log.level, cfg.log.format).map_err(Error::Usage)
+    crate::ops::telemetry::init(&cfg.log.level, cfg.log.format).map_err(Error::Usage)
 }
 
 /// Runs `work` on a multi-threaded runtime; the first Ctrl-C or SIGTERM drops it (which removes temporary

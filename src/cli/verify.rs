@@ -2,13 +2,13 @@
 
 use super::shared::{self, human_size};
 use crate::{
-    catalog::Catalog,
+    archive::catalog::Catalog,
+    audit::verify::{self, VerifyOptions},
     config::Overrides,
     error::Error,
     fetch::{self, JobArg},
-    layout::Layout,
+    format::layout::Layout,
     store::Store,
-    verify::{self, VerifyOptions},
 };
 
 /// Arguments of `jam verify`.

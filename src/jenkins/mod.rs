@@ -10,7 +10,10 @@
 //! retried; 403/404 name the URL; 5xx, 429 and connection errors are retried with exponential backoff and
 //! full jitter, honouring `Retry-After`. Error bodies are HTML and are never parsed as JSON.
 
+mod error;
 pub mod model;
+
+pub use error::JenkinsError;
 
 use std::{
     sync::{
@@ -28,100 +31,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
-use crate::{config::JenkinsConfig, layout::JobPath};
+use crate::{
+    config::JenkinsConfig,
+    format::layout::JobPath,
+    metrics::{Collect, Exposition},
+    retry::RetryPolicy,
+};
 use model::*;
-
-/// An error talking to a Jenkins controller. Messages name the controller URL and what to do; they never
-/// contain the token.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum JenkinsError {
-    /// 401: the credentials were refused.
-    #[error(
-        "Jenkins at {url} refused the credentials of user '{user}' (401): the API token is wrong, expired or revoked; \
-         create a new token (user menu > Security > API Token) and update the token file or JENKINS_API_TOKEN"
-    )]
-    Unauthorized {
-        /// Controller base URL.
-        url: String,
-        /// User name.
-        user: String,
-    },
-    /// 403: authenticated but not allowed.
-    #[error(
-        "Jenkins denied access to {url} (403, authenticated as '{who}'): grant the user Overall/Read and Job/Read"
-    )]
-    Forbidden {
-        /// The URL.
-        url: String,
-        /// `X-You-Are-Authenticated-As`.
-        who: String,
-    },
-    /// 404: no such job, build or artifact (or not visible to the user).
-    #[error(
-        "not found on Jenkins: {url} (404; the job, build or artifact does not exist or the user cannot see it)"
-    )]
-    NotFound {
-        /// The URL.
-        url: String,
-    },
-    /// Any other HTTP status, after retries where they apply.
-    #[error("Jenkins answered {status} for {url}{}", retried(*.attempts))]
-    Status {
-        /// The URL.
-        url: String,
-        /// The status.
-        status: u16,
-        /// Attempts made.
-        attempts: u32,
-    },
-    /// The connection failed or timed out, after retries.
-    #[error("cannot reach Jenkins at {url}{}: {message}", retried(*.attempts))]
-    Transport {
-        /// The URL.
-        url: String,
-        /// What happened (reqwest's description, without the token).
-        message: String,
-        /// Attempts made.
-        attempts: u32,
-    },
-    /// The response was not the JSON jam asked for.
-    #[error("unexpected answer from {url}: {message}")]
-    BadResponse {
-        /// The URL.
-        url: String,
-        /// What was wrong.
-        message: String,
-    },
-    /// The client could not be built (bad CA bundle, …).
-    #[error("Jenkins client for {url}: {message}")]
-    Setup {
-        /// Controller base URL.
-        url: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-fn retried(attempts: u32) -> String {
-    if attempts > 1 {
-        format!(" (after {attempts} attempts)")
-    } else {
-        String::new()
-    }
-}
-
-impl JenkinsError {
-    /// Whether the thing asked for does not exist.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, JenkinsError::NotFound { .. })
-    }
-
-    /// Whether the error is about the credentials (and retrying will not help).
-    pub fn is_unauthorized(&self) -> bool {
-        matches!(self, JenkinsError::Unauthorized { .. })
-    }
-}
 
 /// Counters of requests sent, by outcome (read by metrics and tests).
 #[derive(Debug, Default)]
@@ -163,12 +79,11 @@ struct Inner {
     token: SecretString,
     http: reqwest::Client,
     api_timeout: Duration,
-    retries: u32,
+    /// Attempts and waits for one request.
+    retry: RetryPolicy,
     /// Bounds requests in flight to this controller; a download holds its permit until its body is read.
     limit: Arc<Semaphore>,
     stats: RequestStats,
-    /// Backoff bounds: first delay and cap.
-    backoff: (Duration, Duration),
 }
 
 impl std::fmt::Debug for JenkinsClient {
@@ -245,10 +160,13 @@ impl JenkinsClient {
                 token: cfg.token.clone(),
                 http,
                 api_timeout: cfg.api_timeout,
-                retries: cfg.retries.max(1),
+                retry: RetryPolicy::new(
+                    cfg.retries.max(1),
+                    Duration::from_millis(500),
+                    Duration::from_secs(60),
+                ),
                 limit: Arc::new(Semaphore::new(cfg.max_requests)),
                 stats: RequestStats::default(),
-                backoff: (Duration::from_millis(500), Duration::from_secs(60)),
             }),
         })
     }
@@ -256,7 +174,8 @@ impl JenkinsClient {
     /// Shortens retry delays (tests).
     pub fn with_backoff(mut self, first: Duration, cap: Duration) -> JenkinsClient {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.backoff = (first, cap);
+            inner.retry.first = first;
+            inner.retry.cap = cap;
         }
         self
     }
@@ -290,7 +209,7 @@ impl JenkinsClient {
     pub fn artifact_url(&self, job: &JobPath, build: &str, relative_path: &str) -> Url {
         let enc: Vec<String> = relative_path
             .split('/')
-            .map(crate::layout::raw_encode)
+            .map(crate::format::layout::raw_encode)
             .collect();
         self.join(&format!(
             "{}{}/artifact/{}",
@@ -402,9 +321,8 @@ impl JenkinsClient {
                         ),
                     });
                 }
-                Err(BodyError::Read(e)) if attempt < self.inner.retries => {
-                    let delay =
-                        backoff_delay(attempt, self.inner.backoff.0, self.inner.backoff.1, None);
+                Err(BodyError::Read(e)) if self.inner.retry.allows_another(attempt) => {
+                    let delay = self.inner.retry.delay(attempt, None);
                     self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(controller = %self.inner.name, url = %shown, attempt, error = %describe(&e), "JSON answer broke off; retrying");
                     tokio::time::sleep(delay).await;
@@ -421,15 +339,9 @@ impl JenkinsClient {
             match serde_json::from_slice(&body) {
                 Ok(v) => return Ok(v),
                 // A body that ends mid-document was cut short on the way: fetch it again.
-                Err(e) if e.is_eof() && attempt < self.inner.retries => {
+                Err(e) if e.is_eof() && self.inner.retry.allows_another(attempt) => {
                     tracing::warn!(controller = %self.inner.name, url = %shown, attempt, "JSON answer ends early; retrying");
-                    tokio::time::sleep(backoff_delay(
-                        attempt,
-                        self.inner.backoff.0,
-                        self.inner.backoff.1,
-                        None,
-                    ))
-                    .await;
+                    tokio::time::sleep(self.inner.retry.delay(attempt, None)).await;
                 }
                 Err(e) => {
                     return Err(JenkinsError::BadResponse {
@@ -539,7 +451,7 @@ impl JenkinsClient {
                             || s == StatusCode::TOO_MANY_REQUESTS
                             || s == StatusCode::REQUEST_TIMEOUT =>
                         {
-                            let ra = retry_after(resp.headers());
+                            let ra = crate::retry::retry_after(resp.headers());
                             (
                                 ra,
                                 JenkinsError::Status {
@@ -567,10 +479,10 @@ impl JenkinsClient {
                     },
                 ),
             };
-            if attempt >= inner.retries {
+            if !inner.retry.allows_another(attempt) {
                 return Err(failure);
             }
-            let delay = backoff_delay(attempt, inner.backoff.0, inner.backoff.1, retry_after);
+            let delay = inner.retry.delay(attempt, retry_after);
             inner.stats.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 controller = %inner.name,
@@ -583,6 +495,35 @@ impl JenkinsClient {
             permit = None; // let others use the slot while this request waits
             tokio::time::sleep(delay).await;
         }
+    }
+}
+
+impl Collect for JenkinsClient {
+    fn collect(&self, out: &mut Exposition) {
+        let name = self.name();
+        let requests = out.family(
+            "jam_jenkins_requests_total",
+            "counter",
+            "Requests sent to Jenkins (each attempt), by controller and HTTP status (\"error\": no answer).",
+        );
+        for (status, n) in self.stats().by_status() {
+            let status = if status == 0 {
+                "error".to_string()
+            } else {
+                status.to_string()
+            };
+            requests.sample("", &[("controller", name), ("status", &status)], n);
+        }
+        out.family(
+            "jam_jenkins_retries_total",
+            "counter",
+            "Jenkins requests retried after a 5xx, 429, timeout or connection error, by controller.",
+        )
+        .sample(
+            "",
+            &[("controller", name)],
+            self.stats().retries.load(Ordering::Relaxed),
+        );
     }
 }
 
@@ -610,46 +551,6 @@ async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-/// The delay before retry number `attempt` (1-based): exponential from `first`, capped at `cap`, with full
-/// jitter; a server's `Retry-After` is honoured as a lower bound (capped at 10 minutes).
-pub fn backoff_delay(
-    attempt: u32,
-    first: Duration,
-    cap: Duration,
-    retry_after: Option<Duration>,
-) -> Duration {
-    let exp = first
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-        .min(cap);
-    let jittered = exp.mul_f64(rand::random_range(0.5..=1.0));
-    match retry_after {
-        Some(ra) => ra.min(Duration::from_secs(600)).max(jittered),
-        None => jittered,
-    }
-}
-
-/// Parses `Retry-After` (seconds or an HTTP date).
-pub fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate_parse(v)?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
-}
-
-fn httpdate_parse(v: &str) -> Option<std::time::SystemTime> {
-    let fmt = time::format_description::parse_borrowed::<2>(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
-    )
-    .ok()?;
-    let t = time::PrimitiveDateTime::parse(v, &fmt).ok()?.assume_utc();
-    Some(std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(t.unix_timestamp()).ok()?))
-}
-
 /// Describes a reqwest error without its URL's query or credentials.
 fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
@@ -664,7 +565,7 @@ fn describe(e: &reqwest::Error) -> String {
         "request failed"
     };
     match std::error::Error::source(e) {
-        Some(source) => format!("{kind}: {}", crate::error::error_chain(source)),
+        Some(source) => format!("{kind}: {}", crate::chain::error_chain(source)),
         None => kind.to_string(),
     }
 }
@@ -672,40 +573,6 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_with_jitter_and_respects_retry_after() {
-        let first = Duration::from_millis(100);
-        let cap = Duration::from_secs(2);
-        for attempt in 1..8 {
-            let d = backoff_delay(attempt, first, cap, None);
-            let exp = (first * (1 << (attempt - 1))).min(cap);
-            assert!(
-                d <= exp && d >= exp / 2,
-                "attempt {attempt}: {d:?} vs {exp:?}"
-            );
-        }
-        let ds: std::collections::BTreeSet<_> = (0..20)
-            .map(|_| backoff_delay(5, first, cap, None))
-            .collect();
-        assert!(ds.len() > 1, "no jitter");
-        assert_eq!(
-            backoff_delay(1, first, cap, Some(Duration::from_secs(3))),
-            Duration::from_secs(3)
-        );
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        let mut h = header::HeaderMap::new();
-        h.insert(header::RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            header::RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-    }
 
     #[test]
     fn redaction_drops_query_and_userinfo() {

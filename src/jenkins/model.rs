@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use crate::layout::JobPath;
+use crate::format::layout::JobPath;
 
 /// Deserializes a present field (even `null`) as `Some(..)`, so an absent key stays `None`.
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>

@@ -15,9 +15,9 @@ use std::{
 use assert_cmd::Command;
 use futures::{future::BoxFuture, stream::BoxStream};
 use jam::{
-    catalog::Catalog,
+    archive::catalog::Catalog,
     fetch::{self, BuildSelector, JobArg},
-    layout::{JobPath, Permalink},
+    format::layout::{JobPath, Permalink},
     store::{Backend, Store},
 };
 use jenkins_sim::{
@@ -167,7 +167,7 @@ fn stderr(out: &std::process::Output) -> String {
 }
 
 fn file_sha(p: &Path) -> String {
-    jam::transfer::sha256_hex(&std::fs::read(p).unwrap())
+    jam::integrity::sha256_hex(&std::fs::read(p).unwrap())
 }
 
 /// Every file below `dir`, relative, sorted.
@@ -380,7 +380,7 @@ async fn stdout_flatten_and_usage_errors() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
-        jam::transfer::sha256_hex(&out.stdout),
+        jam::integrity::sha256_hex(&out.stdout),
         w.sha("team/app", 1, "dist/lib/core.jar")
     );
 
@@ -1153,11 +1153,15 @@ async fn fetch_ls_verify_against_seaweedfs() {
     let bad = "ci/job/team/job/app/2/artifact/dist/app.bin";
     target
         .store
-        .put(&jam::layout::path(bad), vec![b'z'; 2000].into())
+        .put(&jam::format::layout::path(bad), vec![b'z'; 2000].into())
         .await
         .unwrap();
     let gone = "ci/job/team/job/app/1/artifact/reports/summary.txt";
-    target.store.delete(&jam::layout::path(gone)).await.unwrap();
+    target
+        .store
+        .delete(&jam::format::layout::path(gone))
+        .await
+        .unwrap();
     let out = jam()
         .args(["fetch", "team/app", "-o", "c"])
         .output()

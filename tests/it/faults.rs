@@ -7,8 +7,8 @@
 use std::{sync::atomic::Ordering, time::Duration};
 
 use jam::{
+    format::layout::{JobPath, Layout},
     jenkins::JenkinsClient,
-    layout::{JobPath, Layout},
     mirror::Mirror,
     store::Store,
 };
@@ -174,11 +174,11 @@ async fn deleted_job_stays_mirrored_and_others_go_on(t: Target) {
         .expect("deleted job's build stays mirrored");
     for a in &m.artifacts {
         let (bytes, _) = store
-            .get(&jam::layout::path(&a.key))
+            .get(&jam::format::layout::path(&a.key))
             .await
             .unwrap()
             .expect("artifact stays");
-        assert_eq!(jam::transfer::sha256_hex(&bytes), a.sha256);
+        assert_eq!(jam::integrity::sha256_hex(&bytes), a.sha256);
     }
     t.assert_no_open_uploads();
 }
@@ -202,7 +202,7 @@ async fn revoked_token_stops_one_controller_not_the_others(t: Target) {
     let worker = tokio::spawn(mirror.run(false, stop.clone()));
     let job = JobPath::new(["app"]);
     let b_layout = Layout::new("b");
-    let b_manifest = |n: u64| jam::layout::path(&b_layout.manifest_key(&job, n));
+    let b_manifest = |n: u64| jam::format::layout::path(&b_layout.manifest_key(&job, n));
     wait_for(|| async {
         harness::manifest(&store, &job, 1).await.is_some()
             && store.head(&b_manifest(1)).await.unwrap().is_some()

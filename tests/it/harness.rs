@@ -9,9 +9,9 @@ use std::{
 
 use jam::{
     config::{Config, Env, Overrides, parse_toml},
+    format::layout::{JobPath, Layout, Permalink},
+    format::manifest::{JobIndex, Manifest, Pointer},
     jenkins::JenkinsClient,
-    layout::{JobPath, Layout, Permalink},
-    manifest::{JobIndex, Manifest, Pointer},
     mirror::{Mirror, Summary},
     store::Store,
 };
@@ -70,14 +70,14 @@ pub fn layout() -> Layout {
 
 /// Reads a build's manifest, if committed.
 pub async fn manifest(store: &Store, job: &JobPath, number: u64) -> Option<Manifest> {
-    let key = jam::layout::path(&layout().manifest_key(job, number));
+    let key = jam::format::layout::path(&layout().manifest_key(job, number));
     let (bytes, _) = store.get(&key).await.expect("store get")?;
     Some(serde_json::from_slice(&bytes).expect("manifest parses"))
 }
 
 /// Reads a pointer, if any.
 pub async fn pointer(store: &Store, job: &JobPath, link: Permalink) -> Option<Pointer> {
-    let key = jam::layout::path(&layout().pointer_key(job, link));
+    let key = jam::format::layout::path(&layout().pointer_key(job, link));
     let (bytes, _) = store.get(&key).await.expect("store get")?;
     Some(serde_json::from_slice(&bytes).expect("pointer parses"))
 }
@@ -97,7 +97,7 @@ pub async fn mirrored_builds(store: &Store, job: &JobPath) -> Vec<u64> {
 
 /// Reads a job's index, if any.
 pub async fn index(store: &Store, job: &JobPath) -> Option<JobIndex> {
-    let key = jam::layout::path(&layout().index_key(job));
+    let key = jam::format::layout::path(&layout().index_key(job));
     let (bytes, _) = store.get(&key).await.expect("store get")?;
     Some(JobIndex::parse(&bytes, "index").expect("index parses"))
 }
@@ -130,7 +130,7 @@ pub async fn assert_build_mirrored(
             "{job} #{number} {}: sha256 in manifest",
             a.path
         );
-        let key = jam::layout::path(&a.key);
+        let key = jam::format::layout::path(&a.key);
         let (bytes, _) = store
             .get(&key)
             .await
@@ -138,13 +138,13 @@ pub async fn assert_build_mirrored(
             .expect("artifact object exists");
         assert_eq!(bytes.len() as u64, info.size(), "{}: stored size", a.key);
         assert_eq!(
-            jam::transfer::sha256_hex(&bytes),
+            jam::integrity::sha256_hex(&bytes),
             expected.sha256,
             "{}: stored bytes",
             a.key
         );
     }
-    let sums_key = jam::layout::path(&layout().sums_key(job, number));
+    let sums_key = jam::format::layout::path(&layout().sums_key(job, number));
     let (sums, _) = store
         .get(&sums_key)
         .await

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use jam::{
+    format::layout::JobPath,
     jenkins::{JenkinsClient, JenkinsError},
-    layout::JobPath,
 };
 use jenkins_sim::{
     ArtifactSpec, BuildResult, BuildSpec, Fault, ItemKind, ItemSpec, Listener, RedirectMode,
@@ -103,7 +103,7 @@ async fn poll_finds_nested_jobs_branches_and_unicode_names() {
     let info = sim
         .artifact("My Team/Déploiement/app (1)+x", 3, "dist/my app+ü.jar")
         .unwrap();
-    assert_eq!(jam::transfer::sha256_hex(&bytes), info.digests().sha256);
+    assert_eq!(jam::integrity::sha256_hex(&bytes), info.digests().sha256);
 }
 
 #[tokio::test]

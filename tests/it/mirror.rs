@@ -2,7 +2,7 @@
 //! backfill, new builds, out-of-order completion, corruption and truncation, idempotence.
 
 use jam::{
-    layout::{JobPath, Permalink},
+    format::layout::{JobPath, Permalink},
     mirror::Mirror,
     store::Store,
 };

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use jam::layout::{JobPath, Permalink};
+use jam::format::layout::{JobPath, Permalink};
 use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemKind, ItemSpec, Sim};
 
 use crate::{

@@ -6,13 +6,13 @@ use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
 use assert_cmd::Command;
 use jam::{
+    audit::retention::{self, PruneOptions},
     config::Config,
-    doctor,
+    format::layout::{JobPath, Permalink},
     jenkins::JenkinsClient,
-    layout::{JobPath, Permalink},
     mirror::Mirror,
+    ops::doctor,
     ops::{self, Readiness},
-    retention::{self, PruneOptions},
     store::Store,
 };
 use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, Fault, ItemSpec, RouteKind, Sim};
@@ -328,7 +328,7 @@ async fn doctor_passes_a_good_setup() {
     // The probe objects are gone again.
     let store = Store::open(&cfg.store).unwrap();
     let left = store
-        .list_all(&jam::layout::path(".jam/doctor"))
+        .list_all(&jam::format::layout::path(".jam/doctor"))
         .await
         .unwrap();
     assert!(left.is_empty(), "{left:?}");
@@ -606,7 +606,7 @@ async fn retention_policy_dry_run_then_prune() {
         for n in gone {
             assert!(manifest(&store, job, n).await.is_none(), "{job} #{n}");
             let left = store
-                .list_all(&jam::layout::path(&layout.build_prefix(job, n)))
+                .list_all(&jam::format::layout::path(&layout.build_prefix(job, n)))
                 .await
                 .unwrap();
             assert!(left.is_empty(), "{job} #{n}: {left:?}");

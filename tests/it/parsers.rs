@@ -3,8 +3,8 @@
 //! run unbounded under cargo-fuzz (`fuzz/`).
 
 use jam::{
+    format::layout::{JobPath, Layout},
     jenkins::model::{BuildDetails, JobBuilds, PollRoot},
-    layout::{JobPath, Layout},
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};

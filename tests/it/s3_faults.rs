@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use jam::{layout::JobPath, mirror::Mirror, store::Store};
+use jam::{format::layout::JobPath, mirror::Mirror, store::Store};
 use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemSpec, Sim};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -350,10 +350,10 @@ async fn s3_down_for_30_seconds_mid_run() {
     assert_no_open_uploads(&env, "outage");
 }
 
-async fn index_opt(store: &Store, job: &JobPath) -> Option<jam::manifest::JobIndex> {
-    let key = jam::layout::path(&harness::layout().index_key(job));
+async fn index_opt(store: &Store, job: &JobPath) -> Option<jam::format::manifest::JobIndex> {
+    let key = jam::format::layout::path(&harness::layout().index_key(job));
     let (bytes, _) = store.get(&key).await.ok()??;
-    jam::manifest::JobIndex::parse(&bytes, "index").ok()
+    jam::format::manifest::JobIndex::parse(&bytes, "index").ok()
 }
 
 /// Injects: a bucket that does not exist, and credentials that may read but not write.

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use jam::{layout::JobPath, store::Store};
+use jam::{format::layout::JobPath, store::Store};
 use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemSpec, Sim};
 
 use crate::harness::{self, KillOnDrop, Target, jam_mirror};
@@ -29,11 +29,11 @@ fn proc_status(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// Builds of `job` committed in the store, per its index.
-async fn mirrored(store: &Store, layout: &jam::layout::Layout, job: &JobPath) -> usize {
-    let key = jam::layout::path(&layout.index_key(job));
+async fn mirrored(store: &Store, layout: &jam::format::layout::Layout, job: &JobPath) -> usize {
+    let key = jam::format::layout::path(&layout.index_key(job));
     match store.get(&key).await {
         Ok(Some((bytes, _))) => {
-            jam::manifest::JobIndex::parse(&bytes, "index").map_or(0, |ix| ix.builds.len())
+            jam::format::manifest::JobIndex::parse(&bytes, "index").map_or(0, |ix| ix.builds.len())
         }
         _ => 0,
     }
@@ -56,7 +56,7 @@ async fn soak_steady_stream_of_builds_keeps_resources_flat() {
             .with_item(ItemSpec::folder("team")),
     );
     let source = jam::config::default_source_name(&url::Url::parse(&sim.url()).unwrap());
-    let layout = jam::layout::Layout::new(source);
+    let layout = jam::format::layout::Layout::new(source);
 
     // SeaweedFS when the test servers run (CI), else a local directory.
     let target = Target::seaweed().unwrap_or_else(Target::local);

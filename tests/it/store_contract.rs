@@ -9,11 +9,12 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use futures::{StreamExt, stream};
 use jam::{
-    jenkins::{Download, JenkinsError},
-    journal::UploadJournal,
-    layout::{self, JobPath, Layout, Permalink},
+    format::layout::{self, JobPath, Layout, Permalink},
+    integrity::Digests,
+    jenkins::JenkinsError,
+    store::journal::UploadJournal,
+    store::write::{self, ByteBudget, Incoming, TransferError, TransferLimits},
     store::{Backend, Created, Store},
-    transfer::{self, ByteBudget, TransferError, TransferLimits, Transferred},
 };
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, path::Path};
 use sha2::{Digest, Sha256};
@@ -302,7 +303,11 @@ enum Fault {
 }
 
 /// A download of `total` synthetic bytes in [`CHUNK`]-sized chunks, as jam's Jenkins client would hand it over.
-fn synthetic_download(total: u64, content_length: Option<u64>, fault: Fault) -> Download {
+fn synthetic_download(
+    total: u64,
+    content_length: Option<u64>,
+    fault: Fault,
+) -> Incoming<JenkinsError> {
     let url = "http://jenkins.invalid/job/x/1/artifact/big.bin".to_string();
     let body = stream::unfold((0u64, false), move |(pos, done)| {
         let fault = fault.clone();
@@ -327,7 +332,7 @@ fn synthetic_download(total: u64, content_length: Option<u64>, fault: Fault) -> 
             Some((Ok(Bytes::from(synthetic(pos, n))), (pos + n as u64, false)))
         }
     });
-    Download {
+    Incoming {
         content_length,
         url: "http://jenkins.invalid/job/x/1/artifact/big.bin".into(),
         body: Box::pin(body),
@@ -345,11 +350,11 @@ fn limits() -> TransferLimits {
 async fn run_upload(
     store: &Store,
     k: &Path,
-    download: Download,
+    download: Incoming<JenkinsError>,
     cancel: &CancellationToken,
-) -> Result<Transferred, TransferError> {
+) -> Result<Digests, TransferError<JenkinsError>> {
     let journal = UploadJournal::new(store.clone(), "contract");
-    transfer::upload(
+    write::upload(
         store,
         k,
         download,

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use jam::{layout::JobPath, store::Store};
+use jam::{format::layout::JobPath, store::Store};
 use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemSpec, Sim};
 use rand::{Rng, SeedableRng};
 
@@ -47,7 +47,7 @@ async fn sigkill_rounds(target: Target, rounds: u64) {
         ),
     );
     let source = jam::config::default_source_name(&url::Url::parse(&sim.url()).unwrap());
-    let layout = jam::layout::Layout::new(source.clone());
+    let layout = jam::format::layout::Layout::new(source.clone());
     let job = JobPath::new(["app"]);
     let mut rng = rand::rngs::StdRng::seed_from_u64(20261127);
     for round in 0..rounds {
@@ -88,26 +88,26 @@ async fn sigkill_rounds(target: Target, rounds: u64) {
 async fn assert_only_complete_builds_in(
     store: &Store,
     sim: &Sim,
-    layout: &jam::layout::Layout,
+    layout: &jam::format::layout::Layout,
     job: &JobPath,
     builds: u64,
 ) -> usize {
     let mut committed = 0;
     for n in 1..=builds {
-        let key = jam::layout::path(&layout.manifest_key(job, n));
+        let key = jam::format::layout::path(&layout.manifest_key(job, n));
         let Some((bytes, _)) = store.get(&key).await.unwrap() else {
             continue;
         };
-        let m: jam::manifest::Manifest = serde_json::from_slice(&bytes).unwrap();
+        let m: jam::format::manifest::Manifest = serde_json::from_slice(&bytes).unwrap();
         for a in &m.artifacts {
             let info = sim.artifact("app", n, &a.path).unwrap();
             let (data, _) = store
-                .get(&jam::layout::path(&a.key))
+                .get(&jam::format::layout::path(&a.key))
                 .await
                 .unwrap()
                 .expect("artifact of a committed build exists");
             assert_eq!(
-                jam::transfer::sha256_hex(&data),
+                jam::integrity::sha256_hex(&data),
                 info.digests().sha256,
                 "{}",
                 a.key
@@ -120,15 +120,15 @@ async fn assert_only_complete_builds_in(
 
 async fn index_in(
     store: &Store,
-    layout: &jam::layout::Layout,
+    layout: &jam::format::layout::Layout,
     job: &JobPath,
-) -> jam::manifest::JobIndex {
+) -> jam::format::manifest::JobIndex {
     let (bytes, _) = store
-        .get(&jam::layout::path(&layout.index_key(job)))
+        .get(&jam::format::layout::path(&layout.index_key(job)))
         .await
         .unwrap()
         .expect("index");
-    jam::manifest::JobIndex::parse(&bytes, "index").unwrap()
+    jam::format::manifest::JobIndex::parse(&bytes, "index").unwrap()
 }
 
 /// Peak RSS (VmHWM) of a running process, in bytes.
@@ -195,17 +195,17 @@ async fn two_gib_artifact_streams_in_bounded_memory() {
     );
     let store = target.store.clone();
     let source = jam::config::default_source_name(&url::Url::parse(&sim.url()).unwrap());
-    let layout = jam::layout::Layout::new(source);
-    let key = jam::layout::path(&layout.manifest_key(&JobPath::new(["app"]), 1));
+    let layout = jam::format::layout::Layout::new(source);
+    let key = jam::format::layout::path(&layout.manifest_key(&JobPath::new(["app"]), 1));
     let (bytes, _) = store.get(&key).await.unwrap().expect("committed");
-    let m: jam::manifest::Manifest = serde_json::from_slice(&bytes).unwrap();
+    let m: jam::format::manifest::Manifest = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(m.artifacts[0].size, SIZE);
     assert_eq!(
         m.artifacts[0].sha256,
         sim.artifact("app", 1, "huge.bin").unwrap().digests().sha256
     );
     let meta = store
-        .head(&jam::layout::path(&m.artifacts[0].key))
+        .head(&jam::format::layout::path(&m.artifacts[0].key))
         .await
         .unwrap()
         .unwrap();
@@ -228,8 +228,8 @@ async fn sigterm_stops_the_worker_cleanly() {
         .unwrap();
     let store = target.store.clone();
     let source = jam::config::default_source_name(&url::Url::parse(&sim.url()).unwrap());
-    let layout = jam::layout::Layout::new(source);
-    let key = jam::layout::path(&layout.manifest_key(&JobPath::new(["app"]), 1));
+    let layout = jam::format::layout::Layout::new(source);
+    let key = jam::format::layout::path(&layout.manifest_key(&JobPath::new(["app"]), 1));
     let deadline = Instant::now() + Duration::from_secs(20);
     while store.get(&key).await.unwrap().is_none() {
         assert!(Instant::now() < deadline, "build not mirrored");

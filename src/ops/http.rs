@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Config, JenkinsConfig},
+    format::layout,
     jenkins::{JenkinsClient, JenkinsError},
-    layout,
-    metrics::{self, Sources},
+    metrics::{self, Registry},
     store::Store,
 };
 
@@ -105,7 +105,7 @@ impl Readiness {
         let work = async {
             self.store.probe().await.map_err(|e| e.to_string())?;
             self.store
-                .put(&key, Bytes::from(crate::manifest::now_rfc3339()))
+                .put(&key, Bytes::from(crate::format::manifest::now_rfc3339()))
                 .await
                 .map_err(|e| format!("the store answers but refuses a write: {e}"))
         };
@@ -178,7 +178,7 @@ pub async fn check_controller(c: &JenkinsClient) -> Check {
 }
 
 struct AppState {
-    metrics: Sources,
+    metrics: Registry,
     readiness: Readiness,
 }
 
@@ -194,7 +194,7 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, crate::Er
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    metrics: Sources,
+    metrics: Registry,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -212,7 +212,7 @@ pub async fn serve(
 async fn metrics_handler(State(s): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        metrics::render(&s.metrics),
+        s.metrics.render(),
     )
 }
 

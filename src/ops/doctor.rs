@@ -11,9 +11,9 @@ use bytes::Bytes;
 
 use crate::{
     config::{Config, JenkinsConfig},
+    format::layout,
     jenkins::{JenkinsClient, JenkinsError},
-    layout,
-    ops::{CHECK_TIMEOUT, check_client_config},
+    ops::http::{CHECK_TIMEOUT, check_client_config},
     store::{Created, Store},
 };
 
@@ -79,7 +79,7 @@ pub async fn controller(j: &JenkinsConfig) -> Vec<Check> {
         Err(e) => return vec![fail(&auth, e.to_string())],
     };
     let mut out = Vec::new();
-    let who = crate::ops::check_controller(&client).await;
+    let who = crate::ops::http::check_controller(&client).await;
     let authenticated = who.ok;
     out.push(Check { name: auth, ..who });
     if !authenticated {

@@ -36,7 +36,10 @@ impl UploadJournal {
     pub fn new(store: Store, worker_id: &str) -> UploadJournal {
         UploadJournal {
             store,
-            dir: format!(".jam/uploads/{}", crate::layout::raw_encode(worker_id)),
+            dir: format!(
+                ".jam/uploads/{}",
+                crate::format::layout::raw_encode(worker_id)
+            ),
         }
     }
 
@@ -44,7 +47,7 @@ impl UploadJournal {
     /// [`Self::created`] and [`Self::forget`].
     pub async fn intend(&self, key: &Path) -> Result<Path, StoreError> {
         let name =
-            crate::transfer::sha256_hex(format!("{key}\n{}", rand::random::<u64>()).as_bytes());
+            crate::integrity::sha256_hex(format!("{key}\n{}", rand::random::<u64>()).as_bytes());
         let entry_key = Store::path(&format!("{}/{}.json", self.dir, &name[..32]))?;
         self.write(&entry_key, key, None).await?;
         Ok(entry_key)
@@ -76,7 +79,7 @@ impl UploadJournal {
         let entry = Entry {
             key: key.to_string(),
             upload_id: id.cloned(),
-            started: crate::manifest::now_rfc3339(),
+            started: crate::format::manifest::now_rfc3339(),
         };
         let body = serde_json::to_vec(&entry).expect("entry serializes");
         self.store.put(entry_key, body.into()).await

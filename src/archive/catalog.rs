@@ -10,8 +10,8 @@
 use std::collections::BTreeSet;
 
 use crate::{
-    layout::{self, JobPath, Layout, Permalink, key_segment},
-    manifest::{JobIndex, Manifest, Pointer},
+    format::layout::{self, JobPath, Layout, Permalink, key_segment},
+    format::manifest::{JobIndex, Manifest, Pointer},
     store::{Store, StoreError},
 };
 

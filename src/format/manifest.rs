@@ -1,14 +1,14 @@
 //! The small JSON documents the mirror writes next to the artifact bytes: a build's manifest (its commit
 //! marker), `SHA256SUMS`, the job's permalink pointers, and the job's index.
 //!
-//! All of them carry [`crate::layout::FORMAT_VERSION`]. The manifest is the source of
+//! All of them carry [`crate::format::layout::FORMAT_VERSION`]. The manifest is the source of
 //! truth; pointers and the index are derived from manifests and can be rebuilt from them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{FORMAT_VERSION, JobPath};
+use crate::format::layout::{FORMAT_VERSION, JobPath};
 
 /// A committed build: written with a conditional create, only after every artifact it lists is stored and
 /// verified.

@@ -24,10 +24,10 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    catalog::{Catalog, CatalogError, display_name},
+    archive::catalog::{Catalog, CatalogError, display_name},
     config::RetentionRule,
-    layout::{self, JobPath, Layout, PERMALINKS},
-    manifest::JobIndex,
+    format::layout::{self, JobPath, Layout, PERMALINKS},
+    format::manifest::JobIndex,
     store::{Store, StoreError},
 };
 
@@ -299,7 +299,7 @@ pub async fn prune_job(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::BuildSummary;
+    use crate::format::manifest::BuildSummary;
 
     fn index(builds: &[(u64, u64)]) -> JobIndex {
         let mut ix = JobIndex::new(JobPath::new(["app"]));

@@ -1,4 +1,5 @@
-//! One artifact transfer: a byte stream from Jenkins, hashed on the way, into one object.
+//! Writing an artifact's bytes: a byte stream (from Jenkins, for the mirror), hashed on the way, into one
+//! object.
 //!
 //! There is no temp file and no whole-artifact buffer. An artifact whose `Content-Length` fits in one part
 //! is gathered (as the chunks that arrived, not copied) and written with one PUT; anything larger, or of
@@ -10,34 +11,42 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use md5::Md5;
+use futures::{StreamExt, stream::BoxStream};
 use object_store::{
     ObjectStoreExt, PutPayload, WriteMultipart,
     multipart::{MultipartStore, PartId},
     path::Path,
 };
-use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    jenkins::{Download, JenkinsError},
-    journal::UploadJournal,
-    store::Store,
+    integrity::{Digests, Hasher},
+    store::{Store, journal::UploadJournal},
 };
+
+/// An artifact's bytes on their way into the store: the announced length, where they come from (for
+/// messages) and the byte stream, whose errors are the source's own `E`.
+pub struct Incoming<E> {
+    /// The length the source announced (`Content-Length`), when it did.
+    pub content_length: Option<u64>,
+    /// Where the bytes come from, for messages (no credentials, no query).
+    pub url: String,
+    /// The bytes.
+    pub body: BoxStream<'static, Result<Bytes, E>>,
+}
 
 /// Why a transfer failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TransferError {
-    /// Reading from Jenkins failed.
+pub enum TransferError<E> {
+    /// Reading from the source failed.
     #[error(transparent)]
-    Source(#[from] JenkinsError),
+    Source(E),
     /// Writing to the store failed.
     #[error(
         "store write of '{key}' failed: {}{}",
-        crate::error::error_chain(source),
+        crate::chain::error_chain(source),
         crate::store::hint(source)
     )]
     Store {
@@ -113,71 +122,22 @@ pub struct TransferLimits {
     pub budget: ByteBudget,
 }
 
-/// What a transfer wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transferred {
-    /// Bytes written.
-    pub size: u64,
-    /// SHA-256, lower-case hex.
-    pub sha256: String,
-    /// MD5, lower-case hex, when asked for.
-    pub md5: Option<String>,
-}
-
-/// SHA-256 and (optionally) MD5 of a byte stream.
-pub struct Hasher {
-    sha: Sha256,
-    md5: Option<Md5>,
-    size: u64,
-}
-
-impl Hasher {
-    /// A hasher; MD5 costs about three times SHA-256, so it runs only when `md5` is set.
-    pub fn new(md5: bool) -> Hasher {
-        Hasher {
-            sha: Sha256::new(),
-            md5: md5.then(Md5::new),
-            size: 0,
-        }
-    }
-
-    /// Feeds bytes.
-    pub fn update(&mut self, b: &[u8]) {
-        self.sha.update(b);
-        if let Some(m) = &mut self.md5 {
-            m.update(b);
-        }
-        self.size += b.len() as u64;
-    }
-
-    /// Bytes seen so far.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// The digests.
-    pub fn finish(self) -> Transferred {
-        Transferred {
-            size: self.size,
-            sha256: hex::encode(self.sha.finalize()),
-            md5: self.md5.map(|m| hex::encode(m.finalize())),
-        }
-    }
-}
-
 /// Streams a download into `key`, hashing every byte. On error or cancellation nothing is left behind but
 /// (for single PUTs) nothing at all, and (for multipart) an aborted upload.
 #[allow(clippy::too_many_arguments)] // each argument is a separate concern of the caller
-pub async fn upload(
+pub async fn upload<E>(
     store: &Store,
     key: &Path,
-    mut download: Download,
+    mut download: Incoming<E>,
     limits: &TransferLimits,
     md5: bool,
     journal: Option<&UploadJournal>,
     cancel: &CancellationToken,
     on_bytes: &(dyn Fn(u64) + Send + Sync),
-) -> Result<Transferred, TransferError> {
+) -> Result<Digests, TransferError<E>>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     let mut hasher = Hasher::new(md5);
     let store_err = &store_error(key);
     let single = download
@@ -222,13 +182,13 @@ pub async fn upload(
 
 /// A multipart upload through `object_store`'s `WriteMultipart`, for backends without the multipart API
 /// (the local directory, whose staging file is removed on abort).
-async fn upload_multipart(
+async fn upload_multipart<E>(
     store: &Store,
     key: &Path,
-    source: &mut Source<'_>,
+    source: &mut Source<'_, E>,
     limits: &TransferLimits,
     cancel: &CancellationToken,
-) -> Result<(), TransferError> {
+) -> Result<(), TransferError<E>> {
     let store_err = &store_error(key);
     let upload = store
         .object_store()
@@ -236,7 +196,7 @@ async fn upload_multipart(
         .await
         .map_err(store_err)?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, limits.part_size);
-    let outcome: Result<(), TransferError> = async {
+    let outcome: Result<(), TransferError<E>> = async {
         while let Some(chunk) = source.next().await? {
             tokio::select! {
                 biased;
@@ -262,29 +222,24 @@ async fn upload_multipart(
 }
 
 /// Wraps a backend error as a write failure of `key`.
-fn store_error(key: &Path) -> impl Fn(object_store::Error) -> TransferError + '_ {
+fn store_error<E>(key: &Path) -> impl Fn(object_store::Error) -> TransferError<E> + '_ {
     move |source| TransferError::Store {
         key: key.to_string(),
         source,
     }
 }
 
-/// SHA-256 of a byte slice, lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// The incoming side of a transfer: the download, hashed and counted as it is read.
-struct Source<'a> {
-    download: &'a mut Download,
+struct Source<'a, E> {
+    download: &'a mut Incoming<E>,
     hasher: &'a mut Hasher,
     cancel: &'a CancellationToken,
     on_bytes: &'a (dyn Fn(u64) + Send + Sync),
 }
 
-impl Source<'_> {
+impl<E> Source<'_, E> {
     /// The next chunk, hashed; `None` at the end (after checking `Content-Length`).
-    async fn next(&mut self) -> Result<Option<Bytes>, TransferError> {
+    async fn next(&mut self) -> Result<Option<Bytes>, TransferError<E>> {
         let next = tokio::select! {
             biased;
             _ = self.cancel.cancelled() => return Err(TransferError::Cancelled),
@@ -297,7 +252,7 @@ impl Source<'_> {
                 _ => Ok(None),
             };
         };
-        let chunk = chunk?;
+        let chunk = chunk.map_err(TransferError::Source)?;
         self.hasher.update(&chunk);
         (self.on_bytes)(chunk.len() as u64);
         match expected {
@@ -306,7 +261,7 @@ impl Source<'_> {
         }
     }
 
-    fn length_error(&self, expected: u64) -> TransferError {
+    fn length_error(&self, expected: u64) -> TransferError<E> {
         TransferError::Length {
             url: self.download.url.clone(),
             expected,
@@ -318,14 +273,14 @@ impl Source<'_> {
 /// A multipart upload jam drives itself, so its id can be journaled: parts are cut at exactly `part_size`
 /// (zero-copy splits of the arriving chunks), at most `part_uploads` upload at once, and any error or
 /// cancellation aborts the upload. The journal entry is removed once the upload is completed or aborted.
-async fn upload_journaled(
+async fn upload_journaled<E>(
     mp: &Arc<dyn MultipartStore>,
     journal: &UploadJournal,
     key: &Path,
-    source: &mut Source<'_>,
+    source: &mut Source<'_, E>,
     limits: &TransferLimits,
     cancel: &CancellationToken,
-) -> Result<(), TransferError> {
+) -> Result<(), TransferError<E>> {
     let store_err = &store_error(key);
     // Recorded before it exists, so a kill at any point leaves a record the next start can act on.
     let entry = journal
@@ -348,7 +303,7 @@ async fn upload_journaled(
     let mut parts: Vec<Option<PartId>> = Vec::new();
     let mut uploads: tokio::task::JoinSet<(usize, object_store::Result<PartId>)> =
         tokio::task::JoinSet::new();
-    let result: Result<(), TransferError> = async {
+    let result: Result<(), TransferError<E>> = async {
         let mut pending: Vec<Bytes> = Vec::new();
         let mut pending_len = 0usize;
         let mut done = false;
@@ -418,7 +373,7 @@ async fn upload_journaled(
 
 /// Waits for a slot (at most `in_flight` parts uploading), then starts uploading one part.
 #[allow(clippy::too_many_arguments)]
-async fn start_part(
+async fn start_part<E>(
     mp: &Arc<dyn MultipartStore>,
     key: &Path,
     id: &str,
@@ -427,7 +382,7 @@ async fn start_part(
     uploads: &mut tokio::task::JoinSet<(usize, object_store::Result<PartId>)>,
     in_flight: usize,
     cancel: &CancellationToken,
-) -> Result<(), TransferError> {
+) -> Result<(), TransferError<E>> {
     while uploads.len() >= in_flight.max(1) {
         let joined = tokio::select! {
             biased;

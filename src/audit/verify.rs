@@ -14,12 +14,12 @@ use object_store::ObjectStoreExt;
 use serde::Serialize;
 
 use crate::{
-    catalog::{Catalog, CatalogError},
+    archive::catalog::{Catalog, CatalogError},
     error::exit,
-    layout::{self, JobPath, Layout, PERMALINKS},
-    manifest::{JobIndex, Manifest, Pointer, parse_sha256sums},
+    format::layout::{self, JobPath, Layout, PERMALINKS},
+    format::manifest::{JobIndex, Manifest, Pointer, parse_sha256sums},
+    integrity::Hasher,
     store::Store,
-    transfer::Hasher,
 };
 
 /// What kind of problem the audit found.
@@ -198,7 +198,7 @@ async fn verify_job(
             .problems
             .push(problem(&prefix, ProblemKind::Error, e.to_string())),
     }
-    let indexed: BTreeMap<u64, crate::manifest::BuildSummary> = index
+    let indexed: BTreeMap<u64, crate::format::manifest::BuildSummary> = index
         .as_ref()
         .map(|ix| ix.builds.clone())
         .unwrap_or_default();
@@ -298,7 +298,7 @@ async fn verify_build(
     layout: &Layout,
     job: &JobPath,
     number: u64,
-    summary: Option<crate::manifest::BuildSummary>,
+    summary: Option<crate::format::manifest::BuildSummary>,
     opts: VerifyOptions,
 ) -> BuildAudit {
     let mut a = BuildAudit::default();

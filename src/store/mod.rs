@@ -8,6 +8,11 @@
 //! conditional update, so [`Store::update`] serialises updates inside this process there (a local directory
 //! has a single writer).
 
+pub mod counting;
+pub mod journal;
+pub mod s3_uploads;
+pub mod write;
+
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::Bytes;
@@ -25,10 +30,12 @@ use object_store::{
 use secrecy::ExposeSecret;
 
 use crate::{
+    chain::error_chain,
     config::StoreConfig,
-    error::error_chain,
-    metrics::{InstrumentedMultipart, InstrumentedStore, StoreStats},
-    s3_uploads::S3Uploads,
+    store::{
+        counting::{InstrumentedMultipart, InstrumentedStore, StoreStats},
+        s3_uploads::S3Uploads,
+    },
 };
 
 /// An error from the store, naming the operation and the key.
@@ -189,7 +196,9 @@ impl Store {
             if !rest.starts_with('/') {
                 return Err(bad("file URLs must be absolute (file:///abs/path); for a relative directory give the path alone".into()));
             }
-            PathBuf::from(crate::layout::percent_decode(rest).unwrap_or_else(|| rest.to_string()))
+            PathBuf::from(
+                crate::format::layout::percent_decode(rest).unwrap_or_else(|| rest.to_string()),
+            )
         } else if url.contains("://") {
             let scheme = url.split("://").next().unwrap_or_default();
             return Err(bad(format!(
@@ -234,7 +243,7 @@ impl Store {
     }
 
     /// Requests made so far, by operation and outcome (metrics).
-    pub fn stats(&self) -> &StoreStats {
+    pub fn stats(&self) -> &Arc<StoreStats> {
         &self.stats
     }
 

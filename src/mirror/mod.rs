@@ -1,0 +1,383 @@
+//! `jam mirror`: the worker that finds finished Jenkins builds and streams them into the store.
+//!
+//! **Cycle.** Every `poll_interval`, one change-detection request per controller lists every job with its
+//! newest and newest-finished build numbers. Only jobs whose numbers moved (or that have running builds or
+//! builds awaiting a retry) cost more requests: their build list, then one request per new build.
+//!
+//! **Build.** A build is mirrored by one task: its artifacts are streamed concurrently (bounded by
+//! `transfers` over the whole worker) through the store's artifact write, checked against `Content-Length` and
+//! the build's MD5 fingerprints, then `SHA256SUMS` is written, then the manifest with a conditional create
+//! (the commit marker), then the job's pointers (forward-only compare-and-swap), then the job's index.
+//! A build that fails is not committed; it is retried on later cycles with backoff and, after
+//! `max_attempts`, recorded as failed in the job's index.
+//!
+//! **State** lives in the store: a restarted worker reads each job's `index.json` once and skips what is
+//! committed. In memory the loop keeps only what it saw last poll, the running builds it waits for, and
+//! retry timers. Build tasks report back to the loop over a channel, so the loop owns all state.
+//!
+//! **Shutdown.** Cancelling the `shutdown` token stops new work; in-flight builds get `shutdown_grace` to
+//! finish, then the `abort` token cancels their transfers (multipart uploads are aborted).
+//!
+//! The module's files follow that story: [`poll`] (the cycle: which jobs changed, which builds to start),
+//! [`build`] (one build's transfers), [`commit`] (the commit and the pointers), [`schedule`] (what the loop
+//! does with a build task's outcome: retries, give-ups, missed builds) and [`stats`] (counters, metrics).
+
+mod build;
+mod commit;
+mod poll;
+mod schedule;
+mod stats;
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    config::{Config, MirrorConfig, RetentionRule},
+    format::{
+        layout::{self, JobPath},
+        manifest::Manifest,
+    },
+    jenkins::{JenkinsClient, JenkinsError},
+    metrics::Registry,
+    store::{
+        Store, StoreError,
+        journal::UploadJournal,
+        write::{ByteBudget, TransferError, TransferLimits},
+    },
+};
+
+use poll::Source;
+pub use stats::{ControllerBoard, ControllerStatus, Stats};
+
+/// Why a build could not be mirrored this time.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Jenkins failed.
+    #[error(transparent)]
+    Jenkins(#[from] JenkinsError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An artifact transfer failed.
+    #[error("artifact '{path}': {source}")]
+    Transfer {
+        /// The artifact.
+        path: String,
+        /// Why.
+        source: TransferError<JenkinsError>,
+    },
+    /// An artifact's bytes do not match the build's fingerprint.
+    #[error(
+        "artifact '{path}': MD5 {md5} does not match the Jenkins fingerprint recorded for '{path}' ({expected}); the download was corrupted"
+    )]
+    Fingerprint {
+        /// The artifact.
+        path: String,
+        /// What arrived.
+        md5: String,
+        /// What Jenkins recorded.
+        expected: String,
+    },
+    /// An artifact path is unsafe; retrying cannot help.
+    #[error(transparent)]
+    UnsafePath(#[from] layout::UnsafePath),
+    /// Shutdown interrupted the build.
+    #[error("interrupted by shutdown")]
+    Cancelled,
+}
+
+impl BuildError {
+    /// Whether Jenkins refused jam's credentials.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, BuildError::Jenkins(e) if e.is_unauthorized())
+    }
+
+    /// Whether another attempt could succeed.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, BuildError::UnsafePath(_) | BuildError::Cancelled)
+    }
+}
+
+/// What one run of the worker did (returned by [`Mirror::run`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Builds committed.
+    pub mirrored: u64,
+    /// Build attempts that failed.
+    pub failed_attempts: u64,
+    /// Builds given up on.
+    pub given_up: u64,
+    /// Builds missed.
+    pub missed: u64,
+    /// Controllers whose credentials were refused.
+    pub unauthorized: Vec<String>,
+    /// Poll failures, and jobs that could not be looked at (Jenkins or store errors).
+    pub poll_errors: u64,
+}
+
+impl Summary {
+    /// Whether the run met every goal (for `--once`'s exit code).
+    pub fn ok(&self) -> bool {
+        self.failed_attempts == 0
+            && self.given_up == 0
+            && self.unauthorized.is_empty()
+            && self.poll_errors == 0
+    }
+}
+
+/// Everything a build task needs, shared.
+struct Shared {
+    cfg: MirrorConfig,
+    store: Store,
+    limits: TransferLimits,
+    transfers: Arc<Semaphore>,
+    builds: Arc<Semaphore>,
+    stats: Arc<Stats>,
+    abort: CancellationToken,
+    /// Records open multipart uploads so a restarted worker can abort what a killed one left open.
+    journal: UploadJournal,
+    /// Per-controller gauges (lag, pending builds, up) for metrics.
+    board: Arc<ControllerBoard>,
+    /// The retention policy (empty: keep everything).
+    retention: Vec<RetentionRule>,
+}
+
+/// A build task's report.
+struct Report {
+    source: usize,
+    job: JobPath,
+    number: u64,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Committed(Box<Manifest>),
+    AlreadyCommitted(Box<Manifest>),
+    StillRunning,
+    Missed,
+    Failed(BuildError),
+}
+
+/// The worker.
+pub struct Mirror {
+    shared: Arc<Shared>,
+    sources: Vec<Source>,
+}
+
+impl Mirror {
+    /// Builds a worker for a validated configuration and an opened store.
+    pub fn new(cfg: &Config, store: Store) -> crate::Result<Mirror> {
+        if cfg.jenkins.is_empty() {
+            return Err(crate::Error::Config(crate::config::ConfigError::Invalid {
+                key: "jenkins".into(),
+                message: "no controller configured: add a [[jenkins]] table to the config, or set JENKINS_URL, \
+                          JENKINS_USER and JENKINS_API_TOKEN"
+                    .into(),
+            }));
+        }
+        let sources = cfg
+            .jenkins
+            .iter()
+            .map(Source::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Mirror::with_sources(cfg, store, sources))
+    }
+
+    /// Builds a worker from ready clients (tests use this to shorten backoffs).
+    pub fn with_clients(cfg: &Config, store: Store, clients: Vec<JenkinsClient>) -> Mirror {
+        let sources = cfg
+            .jenkins
+            .iter()
+            .zip(clients)
+            .map(|(j, client)| Source::from_client(j, client))
+            .collect();
+        Mirror::with_sources(cfg, store, sources)
+    }
+
+    fn with_sources(config: &Config, store: Store, sources: Vec<Source>) -> Mirror {
+        let cfg: MirrorConfig = config.mirror.clone();
+        let limits = TransferLimits {
+            part_size: cfg.part_size as usize,
+            part_uploads: cfg.part_uploads,
+            budget: ByteBudget::new(cfg.buffer_budget),
+        };
+        let journal = UploadJournal::new(store.clone(), &cfg.worker_id);
+        let shared = Arc::new(Shared {
+            journal,
+            transfers: Arc::new(Semaphore::new(cfg.transfers)),
+            builds: Arc::new(Semaphore::new(cfg.transfers.max(2))),
+            cfg,
+            store,
+            limits,
+            stats: Arc::new(Stats::default()),
+            abort: CancellationToken::new(),
+            board: Arc::new(ControllerBoard::default()),
+            retention: config.retention.clone(),
+        });
+        Mirror { shared, sources }
+    }
+
+    /// What `/metrics` reports on: the worker's counters and gauges, the store's and the controllers'.
+    pub fn metrics(&self) -> Registry {
+        let registry = Registry::default();
+        registry.register(Arc::new(stats::WorkerMetrics {
+            stats: self.shared.stats.clone(),
+            budget: self.shared.limits.budget.clone(),
+            budget_bytes: self.shared.cfg.buffer_budget,
+        }));
+        for c in self.clients() {
+            registry.register(Arc::new(c));
+        }
+        registry.register(self.shared.store.stats().clone());
+        registry.register(Arc::new(stats::BoardMetrics {
+            board: self.shared.board.clone(),
+            controllers: self
+                .clients()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
+        }));
+        registry
+    }
+
+    /// The controllers' clients (readiness checks use them; they share the worker's request counters).
+    pub fn clients(&self) -> Vec<JenkinsClient> {
+        self.sources.iter().map(|s| s.client.clone()).collect()
+    }
+
+    /// The worker's counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
+    }
+
+    /// The byte budget (its use is a metric).
+    pub fn budget(&self) -> ByteBudget {
+        self.shared.limits.budget.clone()
+    }
+
+    /// The token that aborts in-flight transfers at once (a second signal cancels it).
+    pub fn abort_token(&self) -> CancellationToken {
+        self.shared.abort.clone()
+    }
+
+    /// Runs until `shutdown` is cancelled, or for one full cycle when `once` is set (waiting for every
+    /// transfer it started).
+    pub async fn run(mut self, once: bool, shutdown: CancellationToken) -> Summary {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
+        let tracker = TaskTracker::new();
+        let mut summary = Summary::default();
+        let mut in_flight = 0usize;
+        match self.shared.journal.abort_leftovers().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                uploads = n,
+                "aborted multipart uploads a previous run left open"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not read the upload journal"),
+        }
+        let mut last_prune: Option<Instant> = None;
+        let mut tick = tokio::time::interval(self.shared.cfg.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(report) = rx.recv() => {
+                    in_flight -= 1;
+                    let source = report.source;
+                    self.handle(report, &mut summary).await;
+                    self.refresh_lag(source);
+                    if once && in_flight == 0 {
+                        break;
+                    }
+                }
+                _ = tick.tick() => {
+                    let started = self.cycle(&tx, &tracker, &mut summary).await;
+                    in_flight += started;
+                    self.shared.stats.cycles.fetch_add(1, Ordering::Relaxed);
+                    for i in 0..self.sources.len() {
+                        self.refresh_lag(i);
+                    }
+                    if !once {
+                        self.maybe_prune(&tracker, &shutdown, &mut last_prune);
+                    }
+                    if once && in_flight == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        // Shutdown: no new work; give in-flight builds the grace period, then abort their transfers.
+        tracker.close();
+        if in_flight > 0 && !once {
+            tracing::info!(
+                builds = in_flight,
+                grace_s = self.shared.cfg.shutdown_grace.as_secs(),
+                "shutting down: waiting for in-flight builds"
+            );
+        }
+        let grace = tokio::time::sleep(self.shared.cfg.shutdown_grace);
+        tokio::pin!(grace);
+        while in_flight > 0 {
+            tokio::select! {
+                Some(report) = rx.recv() => {
+                    in_flight -= 1;
+                    self.handle(report, &mut summary).await;
+                }
+                _ = &mut grace, if !self.shared.abort.is_cancelled() => {
+                    tracing::warn!(builds = in_flight, "grace period over: aborting in-flight transfers");
+                    self.shared.abort.cancel();
+                }
+            }
+        }
+        tracker.wait().await;
+        if once && !self.shared.retention.is_empty() && !shutdown.is_cancelled() {
+            // A --once run (cron) applies the policy after its builds are committed.
+            prune_pass(self.shared.clone(), shutdown.clone()).await;
+        }
+        summary
+    }
+
+    /// Starts a pass of the retention policy in the background when one is due and none is running.
+    fn maybe_prune(
+        &self,
+        tracker: &TaskTracker,
+        shutdown: &CancellationToken,
+        last: &mut Option<Instant>,
+    ) {
+        if self.shared.retention.is_empty()
+            || last.is_some_and(|t| t.elapsed() < self.shared.cfg.retention_interval)
+        {
+            return;
+        }
+        *last = Some(Instant::now());
+        tracker.spawn(prune_pass(self.shared.clone(), shutdown.clone()));
+    }
+}
+
+/// One pass of the retention policy over the store, logged; the worker runs it every
+/// `retention_interval`, and once at the end of a `--once` run.
+async fn prune_pass(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let opts = crate::audit::retention::PruneOptions {
+        dry_run: false,
+        cancel: Some(shutdown),
+    };
+    match crate::audit::retention::prune(&shared.store, &shared.retention, &opts).await {
+        Ok(report) => {
+            shared
+                .stats
+                .retention_deleted
+                .fetch_add(report.builds_deleted(), Ordering::Relaxed);
+            for e in &report.errors {
+                tracing::warn!(error = %e, "retention: could not prune a job; trying again next pass");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "retention pass failed; trying again next pass"),
+    }
+}

@@ -1,0 +1,443 @@
+//! The poll cycle: one change-detection request per controller, then for each job that changed its index
+//! (the first time) and build list, and a build task for every finished build that is not settled yet.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use crate::{
+    config::{Backfill, JenkinsConfig, JobFilter},
+    format::{
+        layout::{self, JobPath, Layout},
+        manifest::JobIndex,
+    },
+    jenkins::{JenkinsClient, JenkinsError},
+    store::StoreError,
+};
+
+use super::{BuildError, Mirror, Outcome, Report, Shared, Summary, build::BuildTask};
+
+/// One controller and what the loop remembers about its jobs.
+pub(super) struct Source {
+    pub(super) client: JenkinsClient,
+    pub(super) layout: Layout,
+    pub(super) filter: JobFilter,
+    pub(super) folder_depth: usize,
+    pub(super) jobs: HashMap<JobPath, JobState>,
+    /// After a 401: when to try again.
+    pub(super) locked_until: Option<Instant>,
+    pub(super) lockouts: u32,
+    pub(super) warned_deep: HashSet<JobPath>,
+}
+
+#[derive(Default)]
+pub(super) struct JobState {
+    /// (lastBuild, lastCompletedBuild) at the last successful look.
+    pub(super) seen: Option<(Option<u64>, Option<u64>)>,
+    /// The job's index, once read from the store.
+    pub(super) index: Option<JobIndex>,
+    /// Builds seen running; the job is looked at again until they finish.
+    pub(super) running: BTreeSet<u64>,
+    /// Builds that failed, with attempts so far and when to try again.
+    pub(super) retry: BTreeMap<u64, (u32, Instant, String)>,
+    /// Builds handed to a task and not yet reported back.
+    pub(super) in_flight: BTreeSet<u64>,
+    /// Jenkins' newest finished build at the last poll.
+    pub(super) last_completed: Option<u64>,
+    /// The newest finished build skipped by policy (`results`), which counts as settled for lag.
+    pub(super) skipped_top: u64,
+    /// Since when the job has had a finished build newer than anything settled (lag in seconds).
+    pub(super) behind_since: Option<Instant>,
+}
+
+impl JobState {
+    pub(super) fn needs_look(&self, now: Instant) -> bool {
+        !self.running.is_empty() || self.retry.values().any(|(_, at, _)| *at <= now)
+    }
+
+    /// Jenkins' newest finished build minus the newest build jam settled (0 when caught up or unknown).
+    pub(super) fn lag_builds(&self) -> u64 {
+        let (Some(top), Some(ix)) = (self.last_completed, &self.index) else {
+            return 0;
+        };
+        let settled = [
+            ix.builds.keys().next_back().copied(),
+            ix.failed.keys().next_back().copied(),
+            ix.missed.iter().next_back().copied(),
+            Some(ix.floor),
+            Some(self.skipped_top),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0);
+        top.saturating_sub(settled)
+    }
+}
+
+impl Source {
+    pub(super) fn new(cfg: &JenkinsConfig) -> Result<Source, JenkinsError> {
+        Ok(Source::from_client(cfg, JenkinsClient::new(cfg)?))
+    }
+
+    pub(super) fn from_client(cfg: &JenkinsConfig, client: JenkinsClient) -> Source {
+        Source {
+            client,
+            layout: Layout::new(cfg.name.clone()),
+            filter: cfg.jobs.clone(),
+            folder_depth: cfg.folder_depth,
+            jobs: HashMap::new(),
+            locked_until: None,
+            lockouts: 0,
+            warned_deep: HashSet::new(),
+        }
+    }
+}
+
+impl Mirror {
+    /// Publishes one controller's lag and pending builds to the metrics board.
+    pub(super) fn publish_status(&self, i: usize) {
+        let src = &self.sources[i];
+        let mut lag_builds = 0;
+        let mut behind_since: Option<Instant> = None;
+        let mut pending = 0;
+        for st in src.jobs.values() {
+            lag_builds = lag_builds.max(st.lag_builds());
+            if let Some(t) = st.behind_since {
+                behind_since = Some(behind_since.map_or(t, |b: Instant| b.min(t)));
+            }
+            pending += st.in_flight.len() as u64 + st.retry.len() as u64;
+        }
+        self.shared.board.update(src.client.name(), |s| {
+            s.lag_builds = lag_builds;
+            s.behind_since = behind_since;
+            s.pending = pending;
+        });
+    }
+
+    /// Updates each job's `behind_since` from its lag, then publishes the controller's status.
+    pub(super) fn refresh_lag(&mut self, i: usize) {
+        let now = Instant::now();
+        for st in self.sources[i].jobs.values_mut() {
+            if st.lag_builds() == 0 {
+                st.behind_since = None;
+            } else if st.behind_since.is_none() {
+                st.behind_since = Some(now);
+            }
+        }
+        self.publish_status(i);
+    }
+
+    /// One poll of every controller; returns how many build tasks it started.
+    pub(super) async fn cycle(
+        &mut self,
+        tx: &mpsc::UnboundedSender<Report>,
+        tracker: &TaskTracker,
+        summary: &mut Summary,
+    ) -> usize {
+        let mut started = 0;
+        for i in 0..self.sources.len() {
+            let polled = self
+                .poll_source(i, tx, tracker, &mut summary.poll_errors)
+                .await;
+            let up = polled.is_ok();
+            self.shared
+                .board
+                .update(self.sources[i].client.name(), |s| s.up = up);
+            match polled {
+                Ok(n) => started += n,
+                Err(e) => {
+                    let src = &mut self.sources[i];
+                    if e.is_unauthorized() {
+                        src.lockouts += 1;
+                        let wait = Duration::from_secs(300)
+                            .saturating_mul(1 << src.lockouts.min(4).saturating_sub(1));
+                        src.locked_until =
+                            Some(Instant::now() + wait.min(Duration::from_secs(3600)));
+                        tracing::error!(
+                            controller = %src.client.name(),
+                            retry_in_s = wait.as_secs(),
+                            error = %e,
+                            "controller refused jam's credentials; not polling it until then"
+                        );
+                        if !summary
+                            .unauthorized
+                            .contains(&src.client.name().to_string())
+                        {
+                            summary.unauthorized.push(src.client.name().to_string());
+                        }
+                    } else {
+                        summary.poll_errors += 1;
+                        tracing::error!(controller = %src.client.name(), error = %e, "poll failed");
+                    }
+                }
+            }
+        }
+        started
+    }
+
+    pub(super) async fn poll_source(
+        &mut self,
+        i: usize,
+        tx: &mpsc::UnboundedSender<Report>,
+        tracker: &TaskTracker,
+        job_errors: &mut u64,
+    ) -> Result<usize, BuildError> {
+        let now = Instant::now();
+        if self.sources[i].locked_until.is_some_and(|t| t > now) {
+            return Ok(0);
+        }
+        let src = &mut self.sources[i];
+        let polled = src.client.poll(src.folder_depth).await?;
+        src.locked_until = None;
+        src.lockouts = 0;
+        for deep in polled.too_deep {
+            if src.warned_deep.insert(deep.clone()) {
+                tracing::warn!(
+                    controller = %src.client.name(),
+                    folder = %deep,
+                    depth = src.folder_depth,
+                    "folder is deeper than folder_depth; its jobs are not mirrored (raise folder_depth)"
+                );
+            }
+        }
+        // The jobs that changed (or wait for running builds or retries).
+        let mut changed = Vec::new();
+        for job in polled.jobs {
+            if !src.filter.matches(&job.path.full_name()) {
+                continue;
+            }
+            let state = src.jobs.entry(job.path.clone()).or_default();
+            state.last_completed = job.last_completed;
+            let current = (job.last_build, job.last_completed);
+            if state.seen == Some(current) && !state.needs_look(now) {
+                continue;
+            }
+            if job.last_build.is_none() && state.index.is_some() {
+                state.seen = Some(current);
+                continue;
+            }
+            changed.push((job.path, current, state.index.is_none()));
+        }
+        // Their indexes and build lists are read concurrently (the client bounds requests per
+        // controller), so a first cycle over thousands of jobs is not one round trip after another; the
+        // results are then applied one job at a time.
+        let fetched: Vec<_> = futures::stream::iter(changed)
+            .map(|(path, current, need_index)| {
+                let (shared, client, layout) = (&self.shared, &src.client, &src.layout);
+                async move {
+                    let r = fetch_job(shared, client, layout, &path, need_index).await;
+                    (path, current, r)
+                }
+            })
+            .buffer_unordered(LOOKS_AT_ONCE)
+            .collect()
+            .await;
+        let mut started = 0;
+        for (path, current, fetched) in fetched {
+            let result = match fetched {
+                Ok(f) => look_at_job(&self.shared, src, &path, f, tx, tracker, i).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(n) => {
+                    started += n;
+                    if let Some(st) = src.jobs.get_mut(&path) {
+                        st.seen = Some(current);
+                    }
+                }
+                Err(BuildError::Jenkins(e)) if e.is_unauthorized() => return Err(e.into()),
+                Err(e) => {
+                    *job_errors += 1;
+                    tracing::warn!(controller = %src.client.name(), job = %path, error = %e, "cannot look at job; trying again next cycle");
+                }
+            }
+        }
+        Ok(started)
+    }
+}
+
+/// How many changed jobs one poll reads at once (the client's `max_requests` still bounds the requests).
+const LOOKS_AT_ONCE: usize = 32;
+
+/// What a look at a changed job reads: its index from the store (the first time), and its build list.
+struct Fetched {
+    /// `Some` when the index was read: `Some(None)` means the job has none yet (first sight).
+    index: Option<Option<JobIndex>>,
+    listing: crate::jenkins::model::JobBuilds,
+}
+
+/// Reads a changed job's index (when `need_index`) and build list; touches no worker state, so many run
+/// at once.
+async fn fetch_job(
+    shared: &Shared,
+    client: &JenkinsClient,
+    layout: &Layout,
+    job: &JobPath,
+    need_index: bool,
+) -> Result<Fetched, BuildError> {
+    let index = if need_index {
+        let key = layout::path(&layout.index_key(job));
+        Some(match shared.store.get(&key).await? {
+            Some((bytes, _)) => Some(JobIndex::parse(&bytes, key.as_ref()).map_err(|m| {
+                BuildError::Store(StoreError::BadKey {
+                    key: key.to_string(),
+                    message: m,
+                })
+            })?),
+            None => None,
+        })
+    } else {
+        None
+    };
+    let listing = client.job_builds(job).await?;
+    Ok(Fetched { index, listing })
+}
+
+/// Applies what [`fetch_job`] read about a changed job: sets its index (the first time), pages through
+/// older builds when more are new than the build list shows, and starts a task for each finished build
+/// that is not settled yet.
+async fn look_at_job(
+    shared: &Arc<Shared>,
+    src: &mut Source,
+    job: &JobPath,
+    fetched: Fetched,
+    tx: &mpsc::UnboundedSender<Report>,
+    tracker: &TaskTracker,
+    source_ix: usize,
+) -> Result<usize, BuildError> {
+    let index_key = layout::path(&src.layout.index_key(job));
+    let state = src.jobs.get_mut(job).expect("state exists");
+    let mut first_sight = false;
+    match fetched.index {
+        Some(Some(ix)) => state.index = Some(ix),
+        Some(None) => first_sight = state.index.is_none(),
+        None => {}
+    }
+    let listing = fetched.listing;
+    let mut builds = listing.builds;
+
+    if first_sight {
+        let mut ix = JobIndex::new(job.clone());
+        let finished: Vec<u64> = builds
+            .iter()
+            .filter(|b| b.finished())
+            .map(|b| b.number)
+            .collect();
+        let floor = match shared.cfg.backfill {
+            Backfill::All => 0,
+            Backfill::None => builds.iter().map(|b| b.number).max().unwrap_or(0),
+            Backfill::Newest(n) => {
+                if (finished.len() as u64) > n {
+                    finished[n as usize] // newest first: everything at or below the (n+1)th newest is skipped
+                } else {
+                    0
+                }
+            }
+        };
+        ix.floor = floor;
+        if floor > 0 {
+            // Remember the policy's cut so a restart does not move it.
+            shared.store.put(&index_key, ix.to_json()).await?;
+        }
+        state.index = Some(ix);
+    }
+    let index = state.index.as_ref().expect("index loaded");
+    let floor = index.floor;
+
+    // More new builds than `builds` shows: page through allBuilds until reaching known ground.
+    let known_top = index
+        .builds
+        .keys()
+        .chain(index.failed.keys())
+        .chain(index.missed.iter())
+        .max()
+        .copied();
+    let lowest_listed = builds.iter().map(|b| b.number).min();
+    let first = listing.first_build.map(|b| b.number);
+    if let (Some(low), Some(first)) = (lowest_listed, first) {
+        let target = known_top.unwrap_or(0).max(floor);
+        if builds.len() >= 100 && low > first && low > target + 1 {
+            let mut from = builds.len();
+            loop {
+                let page = src.client.older_builds(job, from, from + 500).await?;
+                let n = page.len();
+                let reached = page.iter().any(|b| b.number <= target);
+                builds.extend(page);
+                from += n;
+                if n < 500 || reached {
+                    break;
+                }
+            }
+        }
+    }
+
+    let now = Instant::now();
+    let mut started = 0;
+    let mut running = BTreeSet::new();
+    // Oldest first, so pointers move forward in order and a backlog drains from the start.
+    builds.sort_by_key(|b| b.number);
+    builds.dedup_by_key(|b| b.number);
+    for b in &builds {
+        if b.number <= floor || index.settled(b.number) || state.in_flight.contains(&b.number) {
+            continue;
+        }
+        if !b.finished() {
+            running.insert(b.number);
+            continue;
+        }
+        if let Some(result) = &b.result
+            && !shared.cfg.results.is_empty()
+            && !shared.cfg.results.iter().any(|r| r == result)
+        {
+            state.skipped_top = state.skipped_top.max(b.number);
+            continue;
+        }
+        if let Some((_, at, _)) = state.retry.get(&b.number)
+            && *at > now
+        {
+            continue;
+        }
+        state.in_flight.insert(b.number);
+        started += 1;
+        let ctx = BuildTask {
+            shared: shared.clone(),
+            client: src.client.clone(),
+            layout: src.layout.clone(),
+            job: job.clone(),
+            number: b.number,
+        };
+        let tx = tx.clone();
+        tracker.spawn(async move {
+            let job = ctx.job.clone();
+            let number = ctx.number;
+            let outcome = ctx.run().await;
+            let _ = tx.send(Report {
+                source: source_ix,
+                job,
+                number,
+                outcome,
+            });
+        });
+    }
+    // Running builds that vanished from the listing were deleted before they finished.
+    let listed: BTreeSet<u64> = builds.iter().map(|b| b.number).collect();
+    for &gone in state.running.difference(&listed) {
+        // Reported like a task's outcome, so the loop records it in one place.
+        started += 1;
+        let _ = tx.send(Report {
+            source: source_ix,
+            job: job.clone(),
+            number: gone,
+            outcome: Outcome::Missed,
+        });
+    }
+    state.running = running;
+    Ok(started)
+}

@@ -1,0 +1,121 @@
+//! What the loop does with a build task's outcome: a committed build settles, a running one is looked at
+//! again, a failed one is retried with backoff or, after `max_attempts`, recorded as failed, and a build
+//! Jenkins deleted first is recorded as missed.
+
+use std::{
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+use crate::format::{
+    layout::{self},
+    manifest::{Failure, now_rfc3339},
+};
+
+use super::{
+    BuildError, Mirror, Outcome, Report, Summary,
+    commit::{parse_index, summary_of},
+};
+
+impl Mirror {
+    pub(super) async fn handle(&mut self, r: Report, summary: &mut Summary) {
+        let shared = self.shared.clone();
+        let src = &mut self.sources[r.source];
+        let name = src.client.name().to_string();
+        let state = src.jobs.entry(r.job.clone()).or_default();
+        state.in_flight.remove(&r.number);
+        match r.outcome {
+            Outcome::Committed(m) | Outcome::AlreadyCommitted(m) => {
+                state.retry.remove(&r.number);
+                state.running.remove(&r.number);
+                if let Some(ix) = &mut state.index {
+                    ix.builds.insert(r.number, summary_of(&m));
+                    ix.failed.remove(&r.number);
+                }
+                summary.mirrored += 1;
+            }
+            Outcome::StillRunning => {
+                state.running.insert(r.number);
+            }
+            Outcome::Missed => {
+                state.running.remove(&r.number);
+                state.retry.remove(&r.number);
+                summary.missed += 1;
+                shared.stats.builds_missed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(controller = %name, job = %r.job, build = r.number, "build was deleted from Jenkins before it was mirrored");
+                let key = layout::path(&src.layout.index_key(&r.job));
+                let job = r.job.clone();
+                let res = shared
+                    .store
+                    .update(&key, |cur| {
+                        let mut ix = parse_index(cur, &job);
+                        ix.missed.insert(r.number).then(|| ix.to_json())
+                    })
+                    .await;
+                if let Err(e) = res {
+                    tracing::warn!(job = %r.job, error = %e, "could not record missed build in the index");
+                }
+                if let Some(ix) = &mut state.index {
+                    ix.missed.insert(r.number);
+                }
+            }
+            Outcome::Failed(BuildError::Cancelled) => {
+                // Shutdown interrupted it: not an attempt; the next run starts it again.
+            }
+            Outcome::Failed(err) => {
+                summary.failed_attempts += 1;
+                shared.stats.build_failures.fetch_add(1, Ordering::Relaxed);
+                let attempts = state.retry.get(&r.number).map_or(0, |(a, _, _)| *a) + 1;
+                let give_up = !err.retryable() || attempts >= shared.cfg.max_attempts;
+                if give_up {
+                    summary.given_up += 1;
+                    shared.stats.builds_failed.fetch_add(1, Ordering::Relaxed);
+                    state.retry.remove(&r.number);
+                    tracing::error!(
+                        controller = %name, job = %r.job, build = r.number, attempts, error = %err,
+                        "giving up on build; recorded as failed in the job's index (it will not be retried)"
+                    );
+                    let failure = Failure {
+                        attempts,
+                        error: err.to_string(),
+                        at: now_rfc3339(),
+                    };
+                    let key = layout::path(&src.layout.index_key(&r.job));
+                    let job = r.job.clone();
+                    let f2 = failure.clone();
+                    let res = shared
+                        .store
+                        .update(&key, |cur| {
+                            let mut ix = parse_index(cur, &job);
+                            ix.failed.insert(r.number, f2.clone());
+                            Some(ix.to_json())
+                        })
+                        .await;
+                    if let Err(e) = res {
+                        tracing::warn!(job = %r.job, error = %e, "could not record failed build in the index");
+                    }
+                    if let Some(ix) = &mut state.index {
+                        ix.failed.insert(r.number, failure);
+                    }
+                } else {
+                    let base = shared
+                        .cfg
+                        .retry_backoff
+                        .saturating_mul(1 << (attempts - 1).min(10));
+                    let delay = base
+                        .mul_f64(rand::random_range(0.75..=1.25))
+                        .min(Duration::from_secs(6 * 3600));
+                    tracing::warn!(
+                        controller = %name, job = %r.job, build = r.number, attempt = attempts,
+                        max_attempts = shared.cfg.max_attempts, retry_in_s = delay.as_secs(), error = %err,
+                        "build not mirrored; will retry"
+                    );
+                    state.retry.insert(
+                        r.number,
+                        (attempts, Instant::now() + delay, err.to_string()),
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The one retry policy: exponential backoff with jitter, a cap, and a server's `Retry-After` honoured as
+//! a lower bound. The Jenkins client, the artifact transfers and the worker's build attempts all wait with
+//! it; each failure is retried at one level only (see `ARCHITECTURE.md`, "Retries").
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The longest `Retry-After` jam honours.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// How many attempts an operation gets and how long it waits between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all (the first one included); at least 1.
+    pub attempts: u32,
+    /// The wait before the second attempt, before jitter.
+    pub first: Duration,
+    /// The longest wait, before jitter.
+    pub cap: Duration,
+}
+
+impl RetryPolicy {
+    /// A policy of `attempts` attempts with waits growing from `first` up to `cap`.
+    pub const fn new(attempts: u32, first: Duration, cap: Duration) -> RetryPolicy {
+        RetryPolicy {
+            attempts,
+            first,
+            cap,
+        }
+    }
+
+    /// Whether attempt number `attempt` (1-based) may be followed by another.
+    pub fn allows_another(&self, attempt: u32) -> bool {
+        attempt < self.attempts
+    }
+
+    /// The wait after failed attempt number `attempt` (1-based): `first × 2^(attempt-1)`, capped at `cap`,
+    /// with jitter (a random point in its upper half, so waits never collapse to zero and retries from many
+    /// clients spread out); `retry_after` from the server, when given, is a lower bound (capped at
+    /// [`MAX_RETRY_AFTER`]).
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self
+            .first
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.cap);
+        let jittered = exp.mul_f64(rand::random_range(0.5..=1.0));
+        match retry_after {
+            Some(ra) => ra.min(MAX_RETRY_AFTER).max(jittered),
+            None => jittered,
+        }
+    }
+}
+
+/// Parses a `Retry-After` header (seconds or an HTTP date).
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate_parse(v)?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+fn httpdate_parse(v: &str) -> Option<SystemTime> {
+    let fmt = time::format_description::parse_borrowed::<2>(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
+    )
+    .ok()?;
+    let t = time::PrimitiveDateTime::parse(v, &fmt).ok()?.assume_utc();
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(t.unix_timestamp()).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_respects_retry_after() {
+        let first = Duration::from_millis(100);
+        let cap = Duration::from_secs(2);
+        let policy = RetryPolicy::new(8, first, cap);
+        for attempt in 1..8 {
+            let d = policy.delay(attempt, None);
+            let exp = (first * (1 << (attempt - 1))).min(cap);
+            assert!(
+                d <= exp && d >= exp / 2,
+                "attempt {attempt}: {d:?} vs {exp:?}"
+            );
+        }
+        let ds: std::collections::BTreeSet<_> = (0..20).map(|_| policy.delay(5, None)).collect();
+        assert!(ds.len() > 1, "no jitter");
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert!(policy.allows_another(7) && !policy.allows_another(8));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            http::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+}
