@@ -63,15 +63,6 @@ impl<'t> Obj<'t> {
     }
 }
 
-/// An object holding only `_class` (or nothing): how non-exported beans appear.
-pub(crate) fn opaque(class: Option<&str>) -> Value {
-    let mut map = Map::new();
-    if let Some(c) = class {
-        map.insert("_class".into(), Value::String(c.into()));
-    }
-    Value::Object(map)
-}
-
 /// Serializes like Stapler's `JSONDataWriter`.
 pub fn to_jenkins_json(v: &Value, pretty: bool) -> String {
     let mut out = String::with_capacity(256);

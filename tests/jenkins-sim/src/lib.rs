@@ -119,6 +119,7 @@
 //!   `[profile.dev.package.jenkins-sim] opt-level = 3`.
 
 pub mod content;
+pub mod control;
 mod export;
 pub mod faults;
 mod json;
@@ -131,6 +132,7 @@ pub mod tree;
 mod zip;
 
 pub use content::{ArtifactReader, Content, Digests, artifact_bytes, digests, md5_hex, sha256_hex};
+pub use control::Command;
 pub use faults::{Fault, FaultAction, RouteKind};
 pub use json::to_jenkins_json;
 pub use model::SimError;
@@ -139,4 +141,4 @@ pub use scenario::{
     ParamSpec, RedirectMode, Scenario, ScenarioError, UserSpec,
 };
 pub use server::{Listener, RequestRecord};
-pub use sim::{ArtifactInfo, Command, Sim};
+pub use sim::{ArtifactInfo, Sim};

@@ -1,0 +1,205 @@
+//! Canned answers: Jenkins' HTML pages and error pages with the headers each one carries,
+//! plain text and redirects, and exported beans served through `tree`/`depth`/`pretty`.
+
+use crate::model::{Model, Who};
+use crate::names::{parse_query, raw_encode};
+use crate::tree::{Pruner, parse_tree};
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::Value;
+
+pub(super) fn html(status: StatusCode, title: &str, body: &str) -> Response {
+    let page = format!(
+        "<!DOCTYPE html><html><head><title>{title} [Jenkins]</title></head><body><h1>{title}</h1>{body}</body></html>\n"
+    );
+    let mut r = Response::new(Body::from(page));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html;charset=UTF-8"),
+    );
+    r
+}
+
+pub(super) fn fault_response(status: u16, retry_after: Option<u64>) -> Response {
+    let st = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let reason = st.canonical_reason().unwrap_or("Error");
+    let mut r = html(
+        st,
+        &format!("{status} {reason}"),
+        "<p>Injected by jenkins-sim.</p>",
+    );
+    if let Some(s) = retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
+}
+
+pub(super) fn jenkins_headers(m: &Model, r: &mut Response) {
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&m.version) {
+        h.insert("X-Jenkins", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&m.session) {
+        h.insert("X-Jenkins-Session", v);
+    }
+}
+
+pub(super) fn not_found(m: &Model) -> Response {
+    let mut r = html(
+        StatusCode::NOT_FOUND,
+        "Not Found",
+        "<h2>HTTP ERROR 404 Not Found</h2>",
+    );
+    jenkins_headers(m, &mut r);
+    r
+}
+
+pub(super) fn oops(m: &Model, msg: &str) -> Response {
+    let mut r = html(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Oops!",
+        &format!(
+            "<h2>A problem occurred while processing the request</h2><pre>jakarta.servlet.ServletException: {}</pre>",
+            escape(msg)
+        ),
+    );
+    jenkins_headers(m, &mut r);
+    r
+}
+
+pub(super) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// 401 for bad credentials (Spring's `BasicAuthenticationEntryPoint`, container error page).
+pub(super) fn unauthorized() -> Response {
+    let mut r = html(
+        StatusCode::UNAUTHORIZED,
+        "Error 401 Unauthorized",
+        "<h2>HTTP ERROR 401 Unauthorized</h2><table><tr><th>MESSAGE:</th><td>Unauthorized</td></tr></table>",
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"Jenkins\""),
+    );
+    r
+}
+
+/// 403 for a caller without Overall/Read (§1.2 anonymous, §1.3 authenticated).
+pub(super) fn forbidden(m: &Model, who: &Who, path: &str) -> Response {
+    let name = match who {
+        Who::Anonymous => "anonymous",
+        Who::User(u) => u.as_str(),
+    };
+    let mut r = match who {
+        Who::Anonymous => {
+            let from = raw_encode(path);
+            html(
+                StatusCode::FORBIDDEN,
+                "Authentication required",
+                &format!(
+                    "<meta http-equiv='refresh' content='1;url=/login?from={from}'/><script>window.location.replace('/login?from={from}');</script>\n<!--\nYou are authenticated as: anonymous\nGroups that you are in:\n  \nPermission you need to have (but didn't): hudson.model.Hudson.Read\n -> implied by: hudson.security.Permission.GenericRead\n -> implied by: hudson.model.Hudson.Administer\n-->"
+                ),
+            )
+        }
+        Who::User(u) => html(
+            StatusCode::FORBIDDEN,
+            "Access Denied",
+            &format!(
+                "<p>{} is missing the Overall/Read permission</p>",
+                escape(u)
+            ),
+        ),
+    };
+    jenkins_headers(m, &mut r);
+    let h = r.headers_mut();
+    h.insert("X-Hudson", HeaderValue::from_static("1.395"));
+    if let Ok(v) = HeaderValue::from_str(name) {
+        h.insert("X-You-Are-Authenticated-As", v);
+    }
+    h.insert(
+        "X-You-Are-In-Group-Disabled",
+        HeaderValue::from_static("JENKINS-39402: use -Dhudson.security.AccessDeniedException2.REPORT_GROUP_HEADERS=true or use /whoAmI to diagnose"),
+    );
+    h.insert(
+        "X-Required-Permission",
+        HeaderValue::from_static("hudson.model.Hudson.Read"),
+    );
+    h.append(
+        "X-Permission-Implied-By",
+        HeaderValue::from_static("hudson.security.Permission.GenericRead"),
+    );
+    h.append(
+        "X-Permission-Implied-By",
+        HeaderValue::from_static("hudson.model.Hudson.Administer"),
+    );
+    r
+}
+
+fn json_response(m: &Model, v: &Value, pretty: bool) -> Response {
+    let mut r = Response::new(Body::from(crate::json::to_jenkins_json(v, pretty)));
+    jenkins_headers(m, &mut r);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    h.insert(
+        "X-Content-Type-Options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("X-Frame-Options", HeaderValue::from_static("deny"));
+    r
+}
+
+/// Serves an exported bean honouring `tree`, `depth`, `pretty`.
+pub(super) fn api(m: &Model, query: Option<&str>, f: impl FnOnce(Pruner<'_>) -> Value) -> Response {
+    let params = parse_query(query);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if get("jsonp").is_some() {
+        let mut r = html(StatusCode::FORBIDDEN, "Forbidden", "<p>jsonp forbidden</p>");
+        jenkins_headers(m, &mut r);
+        return r;
+    }
+    let pretty = get("pretty").is_some();
+    let v = if let Some(t) = get("tree") {
+        match parse_tree(t) {
+            Ok(tree) => f(Pruner::Tree(&tree.children)),
+            Err(e) => return oops(m, &e.to_string()),
+        }
+    } else {
+        let depth = match get("depth") {
+            None => 0,
+            Some(d) => match d.parse::<i32>() {
+                Ok(d) => d,
+                Err(_) => return oops(m, "Depth parameter must be a number"),
+            },
+        };
+        f(Pruner::for_depth(depth))
+    };
+    json_response(m, &v, pretty)
+}
+
+pub(super) fn text(s: String) -> Response {
+    let mut r = Response::new(Body::from(s));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain;charset=UTF-8"),
+    );
+    r
+}
+
+pub(super) fn redirect(location: &str) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
