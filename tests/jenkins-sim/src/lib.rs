@@ -7,6 +7,12 @@
 //! ranges, `If-Modified-Since`, HEAD, directory listings, `*zip*`, and the Artifact Manager S3
 //! and Resource Root redirects. Faults can be injected per route.
 //!
+//! It also serves what python-jenkins, jenkinsapi and api4jenkins call (API.md §10): the
+//! dashboard `GET`/`HEAD /` with `X-Jenkins`/`X-Hudson`/`X-Jenkins-Session`, `…/api/python`
+//! beside every `…/api/json`, `/me/api/json` and `/user/<id>/api/json`, `/crumbIssuer/api/json`,
+//! `/fingerprint/<md5>/api/json|python`, and `…/<run>/wfapi/artifacts` for Pipeline runs. Without
+//! a configured `root_url`, `url` fields are built from the request (`Host`, `X-Forwarded-*`).
+//!
 //! Artifact bytes are generated from `(seed, size)` ([`content`]), so multi-GiB artifacts
 //! need no disk and tests can recompute every byte and digest.
 //!
@@ -42,13 +48,16 @@
 //! `scenarios/demo.toml`:
 //!
 //! ```toml
-//! root_url = "https://ci.example.com/"   # url fields; default: the listen address
+//! root_url = "https://ci.example.com/"   # url fields; default: from each request's Host
+//! version = "2.528.1"                     # X-Jenkins
 //! anonymous_read = false
 //! redirect = "none"                       # none | s3 | resource-root
 //!
 //! [[users]]
 //! name = "alice"
 //! token = "11e4d9f0c2b1a3d5e6f708192a3b4c5d6e"
+//! full_name = "Alice Example"             # /me: fullName (default: the id)
+//! email = "alice@example.com"             # /me: the Mailer property's address
 //!
 //! [[jobs]]
 //! name = "My Team"

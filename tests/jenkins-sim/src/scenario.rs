@@ -14,10 +14,11 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Scenario {
-    /// The configured "Jenkins URL" used in every `url` field (API.md §5.4). `None`: the
-    /// listen address is used, and the root JSON says `"url": null`.
+    /// The configured "Jenkins URL" used in every `url` field (API.md §5.4). `None`: each
+    /// answer builds them from its request (`Host`, `X-Forwarded-*`, as
+    /// `Jenkins.getRootUrlFromRequest`), and the root JSON says `"url": null`.
     pub root_url: Option<String>,
-    /// Sent as `X-Jenkins`.
+    /// Sent as `X-Jenkins` (default: an LTS release).
     pub version: String,
     /// Whether anonymous callers have Overall/Read.
     pub anonymous_read: bool,
@@ -142,6 +143,10 @@ pub struct UserSpec {
     pub name: String,
     /// Full name (defaults to the id).
     pub full_name: Option<String>,
+    /// Description on the user's page (`null` when absent).
+    pub description: Option<String>,
+    /// E-mail address (the Mailer plugin's user property).
+    pub email: Option<String>,
     /// Valid API tokens (any one works).
     pub tokens: Vec<String>,
     /// One more token (convenience for scenario files).
@@ -155,6 +160,8 @@ impl Default for UserSpec {
         UserSpec {
             name: String::new(),
             full_name: None,
+            description: None,
+            email: None,
             tokens: Vec::new(),
             token: None,
             overall_read: true,

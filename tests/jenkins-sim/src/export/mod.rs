@@ -1,5 +1,6 @@
 //! The exported beans: root, folders, jobs (here), builds ([`build`]), fingerprints
-//! ([`fingerprint`]), and `whoAmI`, crumbs ([`identity`]).
+//! ([`fingerprint`]), `whoAmI`, users and crumbs ([`identity`]), and pipeline-rest-api's
+//! `wfapi/artifacts` ([`wfapi`]).
 //!
 //! Each function writes properties in Stapler's order (class blocks, superclass first,
 //! alphabetical inside a block) with the visibilities of API.md §2.2, through a
@@ -8,6 +9,7 @@
 mod build;
 mod fingerprint;
 mod identity;
+mod wfapi;
 
 use crate::json::Obj;
 use crate::model::{Build, Ctx, Item, Model, Who};
@@ -18,7 +20,8 @@ use serde_json::{Value, json};
 
 pub(crate) use build::{export_build, format_git_date};
 pub(crate) use fingerprint::fingerprint_with_class;
-pub(crate) use identity::{crumb, whoami};
+pub(crate) use identity::{crumb, user, whoami};
+pub(crate) use wfapi::wfapi_artifacts;
 
 pub(super) fn s(x: &str) -> Value {
     Value::String(x.to_string())
@@ -28,9 +31,8 @@ pub(super) fn opt(x: Option<&str>) -> Value {
     x.map(s).unwrap_or(Value::Null)
 }
 
-/// `GET /api/json`.
-pub(crate) fn root(m: &Model, who: &Who, p: Pruner<'_>) -> Value {
-    let root = m.root();
+/// `GET /api/json`; `root` is the root URL of this answer's `url` fields.
+pub(crate) fn root(m: &Model, root: &str, who: &Who, p: Pruner<'_>) -> Value {
     let mut o = Obj::new(p, Some("hudson.model.Hudson"));
     o.list(
         "assignedLabels",

@@ -66,26 +66,31 @@ pub(crate) fn lookup<'a>(
     None
 }
 
-/// Where an item sits: its full name, full display name and absolute URL.
+/// Where an item sits: its full name, full display name, URL relative to the root
+/// (`job/a/job/b/`, `Item.getUrl`) and absolute URL (`root + path`).
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
     pub full_name: String,
     pub full_display: String,
+    pub path: String,
     pub url: String,
 }
 
 impl Ctx {
     pub(crate) fn child(parent: Option<&Ctx>, root_url: &str, item: &Item) -> Ctx {
+        let seg = format!("job/{}/", raw_encode(&item.name));
         match parent {
             None => Ctx {
                 full_name: item.name.clone(),
                 full_display: item.display().to_string(),
-                url: format!("{root_url}job/{}/", raw_encode(&item.name)),
+                url: format!("{root_url}{seg}"),
+                path: seg,
             },
             Some(p) => Ctx {
                 full_name: format!("{}/{}", p.full_name, item.name),
                 full_display: format!("{} » {}", p.full_display, item.display()),
-                url: format!("{}job/{}/", p.url, raw_encode(&item.name)),
+                url: format!("{}{seg}", p.url),
+                path: format!("{}{seg}", p.path),
             },
         }
     }
@@ -100,6 +105,9 @@ pub(crate) enum Who {
 
 #[derive(Debug, Clone)]
 pub(crate) struct User {
+    pub full_name: Option<String>,
+    pub description: Option<String>,
+    pub email: Option<String>,
     pub tokens: Vec<String>,
     pub overall_read: bool,
 }
@@ -162,9 +170,24 @@ impl Model {
         Ok(m)
     }
 
-    /// The root URL used in `url` fields.
+    /// The root URL used in `url` fields outside a request: the configured one, else the
+    /// listen address.
     pub(crate) fn root(&self) -> &str {
         self.root_url.as_deref().unwrap_or(&self.listen_url)
+    }
+
+    /// The root URL of `url` fields in the answer to a request: the configured one, else
+    /// `request_root` (`Jenkins.getRootUrl` falls back to `getRootUrlFromRequest`, API.md §5.4).
+    pub(crate) fn root_for<'a>(&'a self, request_root: &'a str) -> &'a str {
+        self.root_url.as_deref().unwrap_or(request_root)
+    }
+
+    /// A user by id, case-insensitively (the default `IdStrategy`).
+    pub(crate) fn user(&self, id: &str) -> Option<(&str, &User)> {
+        self.users
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(id))
+            .map(|(k, u)| (k.as_str(), u))
     }
 
     pub(crate) fn touch(&mut self) {
@@ -205,8 +228,14 @@ impl Model {
 
     // ----- lookup -----
 
-    /// Resolves a path of item names as seen by `who` (hidden items are absent).
-    pub(crate) fn resolve(&self, names: &[String], who: &Who) -> Option<(Vec<Ctx>, &Item)> {
+    /// Resolves a path of item names as seen by `who` (hidden items are absent); `url`s start
+    /// with `root` (see [`Model::root_for`]).
+    pub(crate) fn resolve(
+        &self,
+        root: &str,
+        names: &[String],
+        who: &Who,
+    ) -> Option<(Vec<Ctx>, &Item)> {
         let mut ctxs: Vec<Ctx> = Vec::new();
         let mut children = &self.items;
         let mut lenient = false;
@@ -216,7 +245,7 @@ impl Model {
             if !self.can_see(item, who) {
                 return None;
             }
-            let ctx = Ctx::child(ctxs.last(), self.root(), item);
+            let ctx = Ctx::child(ctxs.last(), root, item);
             ctxs.push(ctx);
             children = &item.children;
             lenient = item.lenient();
@@ -460,6 +489,9 @@ impl Model {
         self.users.insert(
             u.name.clone(),
             User {
+                full_name: u.full_name,
+                description: u.description,
+                email: u.email,
                 tokens,
                 overall_read: u.overall_read,
             },
@@ -565,7 +597,7 @@ mod tests {
         let who = Who::Anonymous;
         for seg in ["feature%2Fx", "feature/x", "FEATURE%2FX"] {
             let names = vec!["My Team".to_string(), "app".into(), seg.into()];
-            assert!(m.resolve(&names, &who).is_some(), "{seg}");
+            assert!(m.resolve(m.root(), &names, &who).is_some(), "{seg}");
         }
     }
 }

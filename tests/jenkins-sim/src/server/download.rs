@@ -2,7 +2,7 @@
 //! them (API.md §6): single files with ranges and `If-Modified-Since`, directory redirects and
 //! listings, `*plain*`, `*zip*`, and the hand-off to the S3 / resource-root redirect modes.
 
-use super::answers::{escape, html, jenkins_headers, not_found, redirect, text};
+use super::answers::{escape, html, not_found, page, redirect, text};
 use super::redirects::{RR_VALID_MS, presign, rr_token};
 use super::{Req, Shared};
 use crate::faults::BodyStream;
@@ -62,9 +62,8 @@ pub(super) fn artifact_route(
 ) -> Response {
     let arts = b.live_artifacts();
     if rest.contains(&"..") {
-        let mut resp = html(StatusCode::BAD_REQUEST, "Bad Request", "");
-        jenkins_headers(m, &mut resp);
-        return resp;
+        // `DirectoryBrowserSupport`: `sendError(400)`, a container page.
+        return html(StatusCode::BAD_REQUEST, "Error 400 Bad Request", "");
     }
     if arts.is_empty() {
         return not_found(m);
@@ -159,7 +158,8 @@ pub(super) fn artifact_route(
     } else {
         path.rsplit('/').next().unwrap_or("archive").to_string()
     };
-    let mut resp = html(
+    page(
+        m,
         StatusCode::OK,
         &escape(&format!(
             "{} #{} artifacts /{}",
@@ -169,9 +169,7 @@ pub(super) fn artifact_route(
             "<table class=\"fileList\">\n{rows}</table><a href=\"*zip*/{}.zip\">(all files in zip)</a>",
             raw_encode(&zip_name)
         ),
-    );
-    jenkins_headers(m, &mut resp);
-    resp
+    )
 }
 
 fn content_type(name: &str) -> &'static str {

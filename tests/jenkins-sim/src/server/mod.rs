@@ -10,7 +10,11 @@ use crate::export;
 use crate::faults::{BodyStream, FaultSet, RouteKind, damage};
 use crate::model::{Model, Who, now_ms};
 use crate::names::split_path;
-use answers::{api, escape, fault_response, forbidden, html, not_found, text, unauthorized};
+use crate::scenario::ItemKind;
+use answers::{
+    api, api_flavor, escape, fault_response, forbidden, html, jackson, login_required, not_found,
+    page, text, unauthorized,
+};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -218,6 +222,55 @@ fn authenticate(m: &Model, headers: &HeaderMap) -> Result<Who, Response> {
 
 // ----- the controller -----
 
+/// `Jenkins.getRootUrlFromRequest`: the scheme from `X-Forwarded-Proto` (else `http`); the host
+/// from `X-Forwarded-Host`, else the `Host` header (the listen address when there is none); the
+/// port from `X-Forwarded-Port`, else a `:port` on that host, else the `Host` header's (80 if
+/// it has none), left out when it is the scheme's default. The context path is always `/`.
+fn request_root(headers: &HeaderMap, listen_url: &str) -> String {
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let split = |h: &str| -> (String, Option<u16>) {
+        match h.rsplit_once(':') {
+            Some((name, port)) if !h.ends_with(']') => (name.to_string(), port.parse().ok()),
+            _ => (h.to_string(), None),
+        }
+    };
+    let listen = listen_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let (server_name, server_port) = split(first(header::HOST.as_str()).unwrap_or(listen));
+    let scheme = first("X-Forwarded-Proto").unwrap_or("http");
+    let (host, mut port) = match first("X-Forwarded-Host") {
+        Some(h) => {
+            let (name, p) = split(h);
+            (name, p.or(server_port))
+        }
+        None => (server_name, server_port),
+    };
+    if let Some(p) = first("X-Forwarded-Port").and_then(|p| p.parse().ok()) {
+        port = Some(p);
+    }
+    let default = if scheme == "https" { 443 } else { 80 };
+    match port.unwrap_or(80) {
+        p if p == default => format!("{scheme}://{host}/"),
+        p => format!("{scheme}://{host}:{p}/"),
+    }
+}
+
+/// One request to the controller, once authenticated: who asks and the root of `url` fields.
+struct Call<'a> {
+    m: &'a Model,
+    who: Who,
+    root: &'a str,
+    r: &'a Req<'a>,
+}
+
 fn main_route(sh: &Shared, r: &Req<'_>, user: &mut Option<String>) -> Response {
     let m = sh.model.read().unwrap();
     let who = match authenticate(&m, r.headers) {
@@ -227,20 +280,30 @@ fn main_route(sh: &Shared, r: &Req<'_>, user: &mut Option<String>) -> Response {
     if let Who::User(u) = &who {
         *user = Some(u.clone());
     }
+    let from_request = request_root(r.headers, &sh.main_url);
+    let c = Call {
+        m: &m,
+        who,
+        root: m.root_for(&from_request),
+        r,
+    };
     let segs = split_path(r.path);
     let seg: Vec<&str> = segs.iter().map(String::as_str).collect();
     // Always readable.
     match seg.as_slice() {
-        ["whoAmI", "api", "json"] => return api(&m, r.query, |p| export::whoami(&m, &who, p)),
+        ["whoAmI", "api", f] if api_flavor(f).is_some() => {
+            return api(&m, f, r.query, |p| export::whoami(&m, &c.who, p));
+        }
         ["whoAmI"] | ["whoAmI", ""] => {
-            let name = match &who {
-                Who::Anonymous => "anonymous".to_string(),
-                Who::User(u) => u.clone(),
+            let name = match &c.who {
+                Who::Anonymous => "anonymous",
+                Who::User(u) => u.as_str(),
             };
-            return html(
+            return page(
+                &m,
                 StatusCode::OK,
                 "Who Am I?",
-                &format!("<p>Name: {}</p>", escape(&name)),
+                &format!("<p>Name: {}</p>", escape(name)),
             );
         }
         ["health"] => {
@@ -251,29 +314,67 @@ fn main_route(sh: &Shared, r: &Req<'_>, user: &mut Option<String>) -> Response {
             );
             return resp;
         }
-        ["login"] | ["login", ""] => return html(StatusCode::OK, "Sign in", "<form></form>"),
+        ["login"] | ["login", ""] => return page(&m, StatusCode::OK, "Sign in", "<form></form>"),
         _ => {}
     }
-    if !m.overall_read(&who) {
-        return forbidden(&m, &who, r.path);
+    if !m.overall_read(&c.who) {
+        return forbidden(&m, &c.who, r.path);
     }
     match seg.as_slice() {
-        [] | [""] => html(StatusCode::OK, "Dashboard", "<p>jenkins-sim</p>"),
-        ["api", "json"] => api(&m, r.query, |p| export::root(&m, &who, p)),
-        ["crumbIssuer", "api", "json"] if m.csrf => {
+        [] | [""] => page(
+            &m,
+            StatusCode::OK,
+            "Dashboard [Jenkins]",
+            "<div id=\"main-panel\"><p>Welcome to Jenkins!</p></div>",
+        ),
+        ["api", f] if api_flavor(f).is_some() => {
+            api(&m, f, r.query, |p| export::root(&m, c.root, &c.who, p))
+        }
+        ["crumbIssuer", "api", f] if m.csrf && api_flavor(f).is_some() => {
             let crumb = crate::content::digests_of(
-                format!("{}:{:?}:{}", m.secret, who, m.session).as_bytes(),
+                format!("{}:{:?}:{}", m.secret, c.who, m.session).as_bytes(),
             )
             .sha256;
-            api(&m, r.query, |p| export::crumb(&crumb, p))
+            api(&m, f, r.query, |p| export::crumb(&crumb, p))
         }
-        ["fingerprint", hash, "api", "json"] => fingerprint_route(&m, &who, hash, r.query),
-        ["job", ..] => job_route(sh, &m, &who, &seg, r),
+        ["me", rest @ ..] => match &c.who {
+            // `Jenkins.getMe`: "/me is not available when not logged in".
+            Who::Anonymous => login_required(&m, r.path),
+            Who::User(id) => user_route(&c, id, rest),
+        },
+        ["user", id, rest @ ..] => user_route(&c, id, rest),
+        ["fingerprint", hash, "api", f] if api_flavor(f).is_some() => {
+            fingerprint_route(&c, hash, f)
+        }
+        ["job", ..] => job_route(sh, &c, &seg),
         _ => not_found(&m),
     }
 }
 
-fn fingerprint_route(m: &Model, who: &Who, hash: &str, query: Option<&str>) -> Response {
+/// `/user/<id>/…` (and `/me/…` for the caller): the `hudson.model.User` bean. Its
+/// `property` list is filled only for the caller's own record (`User.getAllProperties`).
+fn user_route(c: &Call<'_>, id: &str, rest: &[&str]) -> Response {
+    let m = c.m;
+    let Some((id, u)) = m.user(id) else {
+        return not_found(m);
+    };
+    let own = matches!(&c.who, Who::User(me) if me.eq_ignore_ascii_case(id));
+    match rest {
+        ["api", f] if api_flavor(f).is_some() => {
+            api(m, f, c.r.query, |p| export::user(c.root, id, u, own, p))
+        }
+        [] | [""] => page(
+            m,
+            StatusCode::OK,
+            &escape(u.full_name.as_deref().unwrap_or(id)),
+            "",
+        ),
+        _ => not_found(m),
+    }
+}
+
+fn fingerprint_route(c: &Call<'_>, hash: &str, flavor: &str) -> Response {
+    let m = c.m;
     let hash = hash.to_lowercase();
     if hash.len() != 32 {
         return not_found(m);
@@ -287,9 +388,9 @@ fn fingerprint_route(m: &Model, who: &Who, hash: &str, query: Option<&str>) -> R
     };
     let visible = |job: &str| {
         let names = crate::model::split_full_name(job);
-        m.resolve(&names, who).is_some()
+        m.resolve(c.root, &names, &c.who).is_some()
     };
-    api(m, query, |p| {
+    api(m, flavor, c.r.query, |p| {
         export::fingerprint_with_class(
             p,
             &hash,
@@ -300,27 +401,33 @@ fn fingerprint_route(m: &Model, who: &Who, hash: &str, query: Option<&str>) -> R
     })
 }
 
-fn job_route(sh: &Shared, m: &Model, who: &Who, seg: &[&str], r: &Req<'_>) -> Response {
+fn job_route(sh: &Shared, c: &Call<'_>, seg: &[&str]) -> Response {
+    let (m, who, r) = (c.m, &c.who, c.r);
     let mut names = Vec::new();
     let mut i = 0;
     while i + 1 < seg.len() && seg[i] == "job" {
         names.push(seg[i + 1].to_string());
         i += 2;
     }
-    let Some((ctxs, item)) = m.resolve(&names, who) else {
+    let Some((ctxs, item)) = m.resolve(c.root, &names, who) else {
         return not_found(m);
     };
     let ctx = ctxs.last().expect("non-empty path");
     match &seg[i..] {
-        ["api", "json"] => api(m, r.query, |p| export::export_item(m, ctx, item, who, p)),
-        [] | [""] => html(StatusCode::OK, &escape(&ctx.full_display), ""),
+        ["api", f] if api_flavor(f).is_some() => {
+            api(m, f, r.query, |p| export::export_item(m, ctx, item, who, p))
+        }
+        [] | [""] => page(m, StatusCode::OK, &escape(&ctx.full_display), ""),
         [tok, tail @ ..] if item.kind.is_job() => {
             let Some(b) = item.build_ref(tok) else {
                 return not_found(m);
             };
             match tail {
-                ["api", "json"] => api(m, r.query, |p| export::export_build(m, ctx, item, b, p)),
-                [] | [""] => html(
+                ["api", f] if api_flavor(f).is_some() => {
+                    api(m, f, r.query, |p| export::export_build(m, ctx, item, b, p))
+                }
+                [] | [""] => page(
+                    m,
                     StatusCode::OK,
                     &escape(&format!("{} {}", ctx.full_display, b.display_name())),
                     "",
@@ -328,6 +435,12 @@ fn job_route(sh: &Shared, m: &Model, who: &Who, seg: &[&str], r: &Req<'_>) -> Re
                 ["buildNumber"] => text(format!("{}", b.number)),
                 ["buildTimestamp"] => text(format!("{}", b.timestamp)),
                 ["artifact", rest @ ..] => download::artifact_route(sh, m, who, ctx, b, rest, r),
+                // pipeline-rest-api serves WorkflowRuns only.
+                ["wfapi", "artifacts"] | ["wfapi", "artifacts", ""]
+                    if item.kind == ItemKind::Pipeline =>
+                {
+                    jackson(&export::wfapi_artifacts(ctx, b))
+                }
                 _ => not_found(m),
             }
         }

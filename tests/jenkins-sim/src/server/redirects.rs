@@ -334,7 +334,7 @@ pub(super) fn rr_route(sh: &Shared, r: &Req<'_>, user_out: &mut Option<String>) 
         return forbidden(&m, &who, r.path);
     }
     let names = crate::model::split_full_name(&full_name);
-    let art = m.resolve(&names, &who).and_then(|(_, item)| {
+    let art = m.resolve(m.root(), &names, &who).and_then(|(_, item)| {
         let b = item.builds.get(&number)?;
         b.live_artifacts().iter().find(|a| a.path == path).cloned()
     });
