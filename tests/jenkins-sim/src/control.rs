@@ -4,6 +4,7 @@
 
 use crate::faults::Fault;
 use crate::model::SimError;
+use crate::notify::{self, Notifier};
 use crate::scenario::{ArtifactSpec, BuildResult, BuildSpec, ItemSpec, RedirectMode, UserSpec};
 use crate::server::Shared;
 use axum::body::Body;
@@ -32,7 +33,8 @@ pub enum Command {
         /// Full name.
         path: String,
     },
-    /// Add a build. Answers `{"number"}`.
+    /// Add a build. Answers `{"number"}` once its notices (if any) are delivered: QUEUED and
+    /// STARTED for a running build, all phases for a finished one.
     AddBuild {
         /// Job full name.
         job: String,
@@ -48,7 +50,8 @@ pub enum Command {
         /// Artifacts.
         artifacts: Vec<ArtifactSpec>,
     },
-    /// Finish a running build.
+    /// Finish a running build. Answers once its notices (Pipeline `post`, COMPLETED,
+    /// FINALIZED) are delivered.
     FinishBuild {
         /// Job full name.
         job: String,
@@ -138,6 +141,20 @@ pub enum Command {
     },
     /// Remove all faults.
     ClearFaults,
+    /// Install a build notice endpoint. Answers `{"id"}`.
+    AddNotifier {
+        /// The endpoint.
+        notifier: Notifier,
+    },
+    /// Remove one notice endpoint.
+    RemoveNotifier {
+        /// Its id.
+        id: u64,
+    },
+    /// Remove all notice endpoints.
+    ClearNotifiers,
+    /// Forget the notice log.
+    ClearNotices,
     /// Answer 503 "Jenkins is getting ready to work" to everything for `ms` milliseconds.
     SetRestarting {
         /// Duration.
@@ -189,6 +206,43 @@ pub(crate) fn apply(sh: &Shared, cmd: Command) -> Result<Value, SimError> {
             sh.log.lock().unwrap().clear();
             return Ok(json!({}));
         }
+        Command::AddNotifier { notifier } => {
+            let id = sh
+                .notifiers
+                .lock()
+                .unwrap()
+                .add(notifier)
+                .map_err(SimError::Invalid)?;
+            return Ok(json!({ "id": id }));
+        }
+        Command::RemoveNotifier { id } => {
+            if !sh.notifiers.lock().unwrap().remove(id) {
+                return Err(SimError::NotFound(format!("notifier {id}")));
+            }
+            return Ok(json!({}));
+        }
+        Command::ClearNotifiers => {
+            sh.notifiers.lock().unwrap().clear();
+            return Ok(json!({}));
+        }
+        Command::ClearNotices => {
+            sh.notices.lock().unwrap().clear();
+            return Ok(json!({}));
+        }
+        // Builds start and finish on their own timeline: the model lock is taken and released
+        // around each notice.
+        Command::AddBuild { job, build } => {
+            return Ok(json!({ "number": notify::add_build(sh, &job, build)? }));
+        }
+        Command::FinishBuild {
+            job,
+            number,
+            result,
+            duration_ms,
+        } => {
+            notify::finish_build(sh, &job, number, result, duration_ms)?;
+            return Ok(json!({}));
+        }
         _ => {}
     }
     let mut m = sh.model.write().unwrap();
@@ -198,22 +252,12 @@ pub(crate) fn apply(sh: &Shared, cmd: Command) -> Result<Value, SimError> {
             m.remove_item(&path)?;
             json!({})
         }
-        Command::AddBuild { job, build } => json!({ "number": m.add_build(&job, build)? }),
         Command::AddArtifacts {
             job,
             number,
             artifacts,
         } => {
             m.add_artifacts(&job, number, artifacts)?;
-            json!({})
-        }
-        Command::FinishBuild {
-            job,
-            number,
-            result,
-            duration_ms,
-        } => {
-            m.finish_build(&job, number, result, duration_ms)?;
             json!({})
         }
         Command::SetResult {
@@ -286,7 +330,13 @@ pub(crate) fn apply(sh: &Shared, cmd: Command) -> Result<Value, SimError> {
         | Command::RemoveFault { .. }
         | Command::ClearFaults
         | Command::SetRestarting { .. }
-        | Command::ClearRequests => unreachable!("handled above"),
+        | Command::ClearRequests
+        | Command::AddNotifier { .. }
+        | Command::RemoveNotifier { .. }
+        | Command::ClearNotifiers
+        | Command::ClearNotices
+        | Command::AddBuild { .. }
+        | Command::FinishBuild { .. } => unreachable!("handled above"),
     };
     Ok(out)
 }
@@ -305,6 +355,7 @@ fn json_reply(status: StatusCode, v: &Value) -> Response {
 ///
 /// * `POST /_sim/command` with a [`Command`] → 200 JSON result, or 400/404/409 `{"error"}`.
 /// * `GET /_sim/requests` → the request log; `DELETE /_sim/requests` clears it.
+/// * `GET /_sim/notices` → the notice log; `DELETE /_sim/notices` clears it.
 /// * `GET /_sim/info` → `{"url","s3_url","resource_root_url","root_url"}`.
 pub(crate) async fn control(sh: Arc<Shared>, req: Request) -> Response {
     let path = req.uri().path().to_string();
@@ -323,7 +374,12 @@ pub(crate) async fn control(sh: Arc<Shared>, req: Request) -> Response {
                     return json_reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
                 }
             };
-            match apply(&sh, cmd) {
+            // A command may wait for notice receivers: keep it off the server's worker threads.
+            let sh2 = sh.clone();
+            let applied = tokio::task::spawn_blocking(move || apply(&sh2, cmd))
+                .await
+                .unwrap_or_else(|e| Err(SimError::Invalid(format!("command panicked: {e}"))));
+            match applied {
                 Ok(v) => json_reply(StatusCode::OK, &v),
                 Err(e) => {
                     let st = match e {
@@ -344,6 +400,17 @@ pub(crate) async fn control(sh: Arc<Shared>, req: Request) -> Response {
         }
         (Method::DELETE, "/_sim/requests") => {
             sh.log.lock().unwrap().clear();
+            json_reply(StatusCode::OK, &json!({}))
+        }
+        (Method::GET, "/_sim/notices") => {
+            let log = sh.notices.lock().unwrap().clone();
+            json_reply(
+                StatusCode::OK,
+                &serde_json::to_value(log).unwrap_or_default(),
+            )
+        }
+        (Method::DELETE, "/_sim/notices") => {
+            sh.notices.lock().unwrap().clear();
             json_reply(StatusCode::OK, &json!({}))
         }
         (Method::GET, "/_sim/info") => {

@@ -6,6 +6,7 @@
 //! Unknown keys are rejected so typos surface.
 
 use crate::faults::Fault;
+use crate::notify::Notifier;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
@@ -36,6 +37,10 @@ pub struct Scenario {
     pub jobs: Vec<ItemSpec>,
     /// Faults active from the start.
     pub faults: Vec<Fault>,
+    /// Build notice endpoints (Notification plugin or Pipeline `post`), active from the start.
+    /// The scenario's own builds are history and send nothing; builds added or finished
+    /// later do.
+    pub notifications: Vec<Notifier>,
 }
 
 impl Default for Scenario {
@@ -51,6 +56,7 @@ impl Default for Scenario {
             users: Vec::new(),
             jobs: Vec::new(),
             faults: Vec::new(),
+            notifications: Vec::new(),
         }
     }
 }
@@ -109,6 +115,13 @@ impl Scenario {
     #[must_use]
     pub fn with_root_url(mut self, url: &str) -> Self {
         self.root_url = Some(url.into());
+        self
+    }
+
+    /// Adds a build notice endpoint (builder style).
+    #[must_use]
+    pub fn with_notifier(mut self, n: Notifier) -> Self {
+        self.notifications.push(n);
         self
     }
 

@@ -8,6 +8,7 @@
 use crate::control::{Command, apply};
 use crate::faults::{Fault, FaultSet};
 use crate::model::{Model, SimError};
+use crate::notify::{NoticeRecord, Notifier, NotifierSet};
 use crate::scenario::{
     ArtifactSpec, BuildResult, BuildSpec, ItemSpec, RedirectMode, Scenario, UserSpec,
 };
@@ -53,15 +54,20 @@ impl Sim {
         let main_url = format!("http://{addr}/");
         let model = Model::new(&scenario, main_url.clone())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         let mut faults = FaultSet::default();
         for f in &scenario.faults {
-            faults
-                .add(f.clone())
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            faults.add(f.clone()).map_err(invalid)?;
+        }
+        let mut notifiers = NotifierSet::default();
+        for n in &scenario.notifications {
+            notifiers.add(n.clone()).map_err(invalid)?;
         }
         let shared = Arc::new(Shared {
             model: RwLock::new(model),
             faults: Mutex::new(faults),
+            notifiers: Mutex::new(notifiers),
+            notices: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             restart_until: Mutex::new(None),
             main_url,
@@ -175,7 +181,9 @@ impl Sim {
         self.ok(Command::RemoveItem { path: path.into() })
     }
 
-    /// Adds a build to `job` (full name); returns its number.
+    /// Adds a build to `job` (full name); returns its number once the build's notices (if
+    /// any notifier applies) have been delivered: QUEUED and STARTED for a running build, every
+    /// phase for a finished one.
     pub fn add_build(&self, job: &str, build: BuildSpec) -> Result<u64, SimError> {
         let v = self.apply(Command::AddBuild {
             job: job.into(),
@@ -198,7 +206,8 @@ impl Sim {
         })
     }
 
-    /// Finishes a running build with `result` (duration: time since its timestamp).
+    /// Finishes a running build with `result` (duration: time since its timestamp); returns
+    /// once its notices (Pipeline `post`, COMPLETED, FINALIZED) have been delivered.
     pub fn finish_build(
         &self,
         job: &str,
@@ -307,6 +316,32 @@ impl Sim {
     /// Removes all faults.
     pub fn clear_faults(&self) {
         let _ = self.ok(Command::ClearFaults);
+    }
+
+    /// Installs a build notice endpoint; returns its id.
+    pub fn add_notifier(&self, notifier: Notifier) -> Result<u64, SimError> {
+        let v = self.apply(Command::AddNotifier { notifier })?;
+        Ok(v["id"].as_u64().unwrap_or_default())
+    }
+
+    /// Removes a notice endpoint.
+    pub fn remove_notifier(&self, id: u64) -> Result<(), SimError> {
+        self.ok(Command::RemoveNotifier { id })
+    }
+
+    /// Removes all notice endpoints.
+    pub fn clear_notifiers(&self) {
+        let _ = self.ok(Command::ClearNotifiers);
+    }
+
+    /// Every notice attempt so far (also `GET /_sim/notices`).
+    pub fn notices(&self) -> Vec<NoticeRecord> {
+        self.shared.notices.lock().unwrap().clone()
+    }
+
+    /// Forgets the notice log.
+    pub fn clear_notices(&self) {
+        let _ = self.ok(Command::ClearNotices);
     }
 
     /// Answers 503 to everything for `d`.

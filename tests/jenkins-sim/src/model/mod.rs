@@ -1,17 +1,20 @@
 //! The in-memory controller: items, builds, artifacts, users, and the rules Jenkins applies to
 //! them (case-insensitive ordering and lookup, NameEncoder for branches, per-user visibility,
-//! fingerprint records). What one item or build is and computes lives in [`item`].
+//! fingerprint records). What one item or build is and computes lives in [`item`], the
+//! fingerprint index in [`fingerprints`].
 
+mod fingerprints;
 mod item;
 
 use crate::names::{name_decode, name_encode, raw_encode};
 use crate::scenario::{
-    ArtifactSpec, BuildResult, BuildSpec, ItemSpec, RedirectMode, Scenario, UserSpec,
+    ArtifactSpec, BuildResult, BuildSpec, ItemKind, ItemSpec, RedirectMode, Scenario, UserSpec,
 };
 use item::{artifact_from_spec, build_from_spec, item_from_spec};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+pub(crate) use fingerprints::{FpIndex, FpUse};
 pub(crate) use item::{Artifact, Build, ContentKey, Item, PERMALINKS, content_key};
 
 /// Milliseconds since the epoch.
@@ -111,18 +114,6 @@ pub(crate) struct User {
     pub tokens: Vec<String>,
     pub overall_read: bool,
 }
-
-/// One fingerprint use: job full name, build number, timestamp, file name.
-#[derive(Debug, Clone)]
-pub(crate) struct FpUse {
-    pub job: String,
-    pub number: u64,
-    pub timestamp: i64,
-    pub file_name: String,
-    pub artifact: Arc<Artifact>,
-}
-
-pub(crate) type FpIndex = HashMap<ContentKey, Vec<FpUse>>;
 
 /// The whole controller state.
 #[derive(Debug)]
@@ -425,6 +416,38 @@ impl Model {
         Ok(())
     }
 
+    /// Result and duration set, `building: false`: what the API shows at COMPLETED. A
+    /// freestyle build is then in `POST_PRODUCTION` (`inProgress: true`); a Pipeline run's
+    /// execution is complete.
+    pub(crate) fn complete_build(
+        &mut self,
+        job: &str,
+        number: u64,
+        result: BuildResult,
+        duration: Option<i64>,
+    ) -> Result<(), SimError> {
+        let item = self.find_job_mut(job)?;
+        let freestyle = item.kind == ItemKind::Freestyle;
+        let b = item
+            .builds
+            .get_mut(&number)
+            .ok_or_else(|| SimError::NotFound(format!("build {job} #{number}")))?;
+        b.building = false;
+        b.in_progress = Some(freestyle);
+        b.result = Some(result);
+        b.duration = duration.unwrap_or_else(|| (now_ms() - b.timestamp).max(1));
+        self.touch();
+        Ok(())
+    }
+
+    /// `inProgress: false`: what the API shows at FINALIZED.
+    pub(crate) fn finalize_build(&mut self, job: &str, number: u64) -> Result<(), SimError> {
+        self.find_build_mut(job, number)?.in_progress = None;
+        self.touch();
+        Ok(())
+    }
+
+    /// Completes and finalizes a build at once (no notices to send in between).
     pub(crate) fn finish_build(
         &mut self,
         job: &str,
@@ -432,13 +455,8 @@ impl Model {
         result: BuildResult,
         duration: Option<i64>,
     ) -> Result<(), SimError> {
-        let b = self.find_build_mut(job, number)?;
-        b.building = false;
-        b.in_progress = None;
-        b.result = Some(result);
-        b.duration = duration.unwrap_or_else(|| (now_ms() - b.timestamp).max(1));
-        self.touch();
-        Ok(())
+        self.complete_build(job, number, result, duration)?;
+        self.finalize_build(job, number)
     }
 
     pub(crate) fn set_result(
@@ -504,49 +522,6 @@ impl Model {
             .get_mut(name)
             .ok_or_else(|| SimError::NotFound(format!("user {name}")))
     }
-
-    // ----- fingerprints -----
-
-    /// All fingerprint uses grouped by content (cached until the next mutation).
-    pub(crate) fn fingerprints(&self) -> Arc<FpIndex> {
-        let mut cache = self.fp_cache.lock().unwrap();
-        if let Some((g, idx)) = &*cache
-            && *g == self.generation
-        {
-            return idx.clone();
-        }
-        let mut idx: FpIndex = HashMap::new();
-        fn walk(children: &BTreeMap<String, Item>, prefix: &str, idx: &mut FpIndex) {
-            for item in children.values() {
-                let full = if prefix.is_empty() {
-                    item.name.clone()
-                } else {
-                    format!("{prefix}/{}", item.name)
-                };
-                for b in item.builds.values() {
-                    for a in &b.artifacts {
-                        if a.fingerprint {
-                            idx.entry(content_key(&a.content)).or_default().push(FpUse {
-                                job: full.clone(),
-                                number: b.number,
-                                timestamp: b.timestamp,
-                                file_name: a.file_name.clone(),
-                                artifact: a.clone(),
-                            });
-                        }
-                    }
-                }
-                walk(&item.children, &full, idx);
-            }
-        }
-        walk(&self.items, "", &mut idx);
-        for uses in idx.values_mut() {
-            uses.sort_by_key(|u| u.timestamp);
-        }
-        let idx = Arc::new(idx);
-        *cache = Some((self.generation, idx.clone()));
-        idx
-    }
 }
 
 fn with_slash(u: &str) -> String {
@@ -567,7 +542,6 @@ pub(crate) fn split_full_name(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::ItemKind;
 
     #[test]
     fn branch_names_are_encoded_and_found_leniently() {

@@ -10,6 +10,7 @@ use crate::export;
 use crate::faults::{BodyStream, FaultSet, RouteKind, damage};
 use crate::model::{Model, Who, now_ms};
 use crate::names::split_path;
+use crate::notify::{NoticeRecord, NotifierSet};
 use crate::scenario::ItemKind;
 use answers::{
     api, api_flavor, escape, fault_response, forbidden, html, jackson, login_required, not_found,
@@ -64,6 +65,8 @@ pub struct RequestRecord {
 pub(crate) struct Shared {
     pub model: RwLock<Model>,
     pub faults: Mutex<FaultSet>,
+    pub notifiers: Mutex<NotifierSet>,
+    pub notices: Mutex<Vec<NoticeRecord>>,
     pub log: Mutex<Vec<RequestRecord>>,
     pub restart_until: Mutex<Option<Instant>>,
     pub main_url: String,
