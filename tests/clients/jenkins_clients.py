@@ -54,6 +54,7 @@ import json
 import os
 import sys
 import tempfile
+import traceback
 from urllib.parse import unquote
 
 CLIENTS = ["python-jenkins", "jenkinsapi", "api4jenkins"]
@@ -310,7 +311,7 @@ def read_api4jenkins(spec, url, user, token, rep, workdir):
             j = rep.call(c, f"get_job({name!r})", lambda: require(server.get_job(name), name))
             job = {
                 "name": unquote(j.name),
-                "full_name": j.full_name,
+                "full_name": rep.call(c, f"{name!r}.full_name", lambda: j.full_name),
                 "class": type(j).__name__,
                 "color": rep.call(c, f"{name!r}.color", lambda: j.color),
                 "build_numbers": rep.call(c, f"{name!r}.iter()", lambda: [b.number for b in j.iter()]),
@@ -412,6 +413,10 @@ def main(argv):
             try:
                 doc[client] = readers[client]()
             except Failed:
+                doc[client] = None
+            except Exception as e:  # noqa: BLE001 - a call this script does not wrap yet
+                traceback.print_exc()
+                rep.errors.append(f"{client} (unwrapped call): {type(e).__name__}: {e}")
                 doc[client] = None
     doc["errors"] = rep.errors
     json.dump(doc, sys.stdout, indent=2, sort_keys=True, ensure_ascii=False)
