@@ -113,16 +113,17 @@ pub(super) fn unauthorized() -> Response {
 }
 
 /// `HudsonAuthenticationEntryPoint`'s page for an anonymous caller: 403 that refreshes to the
-/// login page. Without the permission report headers (that is what `/me` answers an
-/// anonymous caller who may read, API.md §10.2).
-pub(super) fn login_required(m: &Model, path: &str) -> Response {
+/// login page, with `report` (why access was denied) in a comment. Without the permission
+/// report headers: [`forbidden`] adds them for a missing permission; `/me` answers an
+/// anonymous caller who may read with just this page (API.md §10.2).
+pub(super) fn login_required(m: &Model, path: &str, report: &str) -> Response {
     let from = raw_encode(path);
     page(
         m,
         StatusCode::FORBIDDEN,
         "Authentication required",
         &format!(
-            "<meta http-equiv='refresh' content='1;url=/login?from={from}'/><script>window.location.replace('/login?from={from}');</script>\n<!--\nYou are authenticated as: anonymous\nGroups that you are in:\n  \nPermission you need to have (but didn't): hudson.model.Hudson.Read\n -> implied by: hudson.security.Permission.GenericRead\n -> implied by: hudson.model.Hudson.Administer\n-->"
+            "<meta http-equiv='refresh' content='1;url=/login?from={from}'/><script>window.location.replace('/login?from={from}');</script>\n<!--\n{report}\n-->"
         ),
     )
 }
@@ -135,7 +136,11 @@ pub(super) fn forbidden(m: &Model, who: &Who, path: &str) -> Response {
         Who::User(u) => u.as_str(),
     };
     let mut r = match who {
-        Who::Anonymous => login_required(m, path),
+        Who::Anonymous => login_required(
+            m,
+            path,
+            "You are authenticated as: anonymous\nGroups that you are in:\n  \nPermission you need to have (but didn't): hudson.model.Hudson.Read\n -> implied by: hudson.security.Permission.GenericRead\n -> implied by: hudson.model.Hudson.Administer",
+        ),
         Who::User(u) => page(
             m,
             StatusCode::FORBIDDEN,

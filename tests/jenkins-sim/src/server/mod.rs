@@ -342,7 +342,7 @@ fn main_route(sh: &Shared, r: &Req<'_>, user: &mut Option<String>) -> Response {
         }
         ["me", rest @ ..] => match &c.who {
             // `Jenkins.getMe`: "/me is not available when not logged in".
-            Who::Anonymous => login_required(&m, r.path),
+            Who::Anonymous => login_required(&m, r.path, "/me is not available when not logged in"),
             Who::User(id) => user_route(&c, id, rest),
         },
         ["user", id, rest @ ..] => user_route(&c, id, rest),
