@@ -1,6 +1,9 @@
 //! A tiny raw HTTP/1.1 client for the simulator's tests: exact control over the request path
-//! (e.g. `%252F`), headers and methods, and visibility into truncated or reset bodies.
+//! (e.g. `%252F`), headers and methods, and visibility into truncated or reset bodies; and
+//! a build-notice receiver ([`receiver`]).
 #![allow(dead_code)]
+
+pub mod receiver;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
