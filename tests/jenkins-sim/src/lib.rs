@@ -7,6 +7,15 @@
 //! ranges, `If-Modified-Since`, HEAD, directory listings, `*zip*`, and the Artifact Manager S3
 //! and Resource Root redirects. Faults can be injected per route.
 //!
+//! It sends build notices as the Notification plugin or a Pipeline `post` step would (see
+//! "Build notices" below).
+//!
+//! It also serves what python-jenkins, jenkinsapi and api4jenkins call (API.md §10): the
+//! dashboard `GET`/`HEAD /` with `X-Jenkins`/`X-Hudson`/`X-Jenkins-Session`, `…/api/python`
+//! beside every `…/api/json`, `/me/api/json` and `/user/<id>/api/json`, `/crumbIssuer/api/json`,
+//! `/fingerprint/<md5>/api/json|python`, and `…/<run>/wfapi/artifacts` for Pipeline runs. Without
+//! a configured `root_url`, `url` fields are built from the request (`Host`, `X-Forwarded-*`).
+//!
 //! Artifact bytes are generated from `(seed, size)` ([`content`]), so multi-GiB artifacts
 //! need no disk and tests can recompute every byte and digest.
 //!
@@ -42,13 +51,16 @@
 //! `scenarios/demo.toml`:
 //!
 //! ```toml
-//! root_url = "https://ci.example.com/"   # url fields; default: the listen address
+//! root_url = "https://ci.example.com/"   # url fields; default: from each request's Host
+//! version = "2.528.1"                     # X-Jenkins
 //! anonymous_read = false
 //! redirect = "none"                       # none | s3 | resource-root
 //!
 //! [[users]]
 //! name = "alice"
 //! token = "11e4d9f0c2b1a3d5e6f708192a3b4c5d6e"
+//! full_name = "Alice Example"             # /me: fullName (default: the id)
+//! email = "alice@example.com"             # /me: the Mailer property's address
 //!
 //! [[jobs]]
 //! name = "My Team"
@@ -70,6 +82,17 @@
 //! kind = "artifact"                       # any | api | artifact | s3 | resource-root | other
 //! times = 1
 //! action = { type = "status", status = 503 }
+//!
+//! [[notifications]]                       # build notices (see "Build notices" below)
+//! url = "http://jam:s3cret@127.0.0.1:9100/notify/$JOB_BASE_NAME"
+//! event = "all"                           # all | queued | started | completed | finalized | failed | failedAndFirstSuccess | manual
+//! retries = 1
+//! jobs = ["My Team"]                      # default: every job
+//!
+//! [[notifications]]
+//! style = "pipeline-post"                 # the Pipeline POSTs from its post block
+//! url = "http://127.0.0.1:9100/hook"
+//! headers = { Authorization = "Bearer t0k3n" }
 //! ```
 //!
 //! # Faults
@@ -86,6 +109,20 @@
 //! `.path_prefix(..)`, `.path_regex(..)`, `.method(..)`, `.times(n)`, `.skip(n)`.
 //! [`Sim::set_restarting`] answers 503 to everything for a while.
 //!
+//! # Build notices
+//!
+//! A [`Notifier`] sends notices as Jenkins does (API.md §10.5, §10.6; details in [`notify`]):
+//! `style = "plugin"` (default) is a Notification plugin endpoint, POSTing the plugin's Gson
+//! document for QUEUED and STARTED when a build starts ([`Sim::add_build`] with
+//! `building: true`), COMPLETED once the API shows `building: false`, and FINALIZED after
+//! that ([`Sim::finish_build`]); `style = "pipeline-post"` POSTs a custom JSON body with custom
+//! headers from a Pipeline's `post` block, while the build still shows `building: true`. Each
+//! notice is sent synchronously on the build's timeline: the call that starts or finishes the
+//! build returns once the receiver has answered (any status) or `timeout_ms` passed, and the
+//! API can be read meanwhile. A receiver running on the caller's own current-thread runtime
+//! cannot answer then: use a multi-threaded runtime or `spawn_blocking`. Every attempt is
+//! logged ([`Sim::notices`], `GET /_sim/notices`).
+//!
 //! # Running it as a process
 //!
 //! `jenkins-sim --scenario FILE [--port P] [--host H] [--root-url URL]` prints its base URL
@@ -100,6 +137,8 @@
 //! | `POST /_sim/command` with a JSON [`Command`] | same as [`Sim::apply`]; 200 with a JSON result, 400/404/409 with `{"error"}` |
 //! | `GET /_sim/requests` | the request log, a JSON array of [`RequestRecord`] |
 //! | `DELETE /_sim/requests` | clears the log |
+//! | `GET /_sim/notices` | the notice log, a JSON array of [`NoticeRecord`] |
+//! | `DELETE /_sim/notices` | clears it |
 //! | `GET /_sim/info` | `{"url", "s3_url", "resource_root_url", "root_url"}` |
 //!
 //! ```text
@@ -107,6 +146,8 @@
 //! {"number":2}
 //! curl -X POST localhost:8080/_sim/command -d '{"op":"finish_build","job":"My Team/app","number":2,"result":"SUCCESS"}'
 //! curl -X POST localhost:8080/_sim/command -d '{"op":"add_fault","fault":{"kind":"artifact","times":1,"action":{"type":"reset","after_bytes":1048576}}}'
+//! curl -X POST localhost:8080/_sim/command -d '{"op":"add_notifier","notifier":{"url":"http://127.0.0.1:9100/n","event":"finalized"}}'
+//! {"id":1}
 //! ```
 //!
 //! # Fidelity notes
@@ -119,11 +160,13 @@
 //!   `[profile.dev.package.jenkins-sim] opt-level = 3`.
 
 pub mod content;
+pub mod control;
 mod export;
 pub mod faults;
 mod json;
 mod model;
 pub mod names;
+pub mod notify;
 pub mod scenario;
 mod server;
 pub mod sim;
@@ -131,12 +174,14 @@ pub mod tree;
 mod zip;
 
 pub use content::{ArtifactReader, Content, Digests, artifact_bytes, digests, md5_hex, sha256_hex};
+pub use control::Command;
 pub use faults::{Fault, FaultAction, RouteKind};
 pub use json::to_jenkins_json;
 pub use model::SimError;
+pub use notify::{NoticeRecord, NoticeStyle, Notifier, Phase};
 pub use scenario::{
     ArtifactSpec, BuildResult, BuildSpec, CauseSpec, CommitSpec, GitSpec, ItemKind, ItemSpec,
     ParamSpec, RedirectMode, Scenario, ScenarioError, UserSpec,
 };
 pub use server::{Listener, RequestRecord};
-pub use sim::{ArtifactInfo, Command, Sim};
+pub use sim::{ArtifactInfo, Sim};

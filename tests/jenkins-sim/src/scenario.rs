@@ -6,6 +6,7 @@
 //! Unknown keys are rejected so typos surface.
 
 use crate::faults::Fault;
+use crate::notify::Notifier;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
@@ -14,10 +15,11 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Scenario {
-    /// The configured "Jenkins URL" used in every `url` field (API.md §5.4). `None`: the
-    /// listen address is used, and the root JSON says `"url": null`.
+    /// The configured "Jenkins URL" used in every `url` field (API.md §5.4). `None`: each
+    /// answer builds them from its request (`Host`, `X-Forwarded-*`, as
+    /// `Jenkins.getRootUrlFromRequest`), and the root JSON says `"url": null`.
     pub root_url: Option<String>,
-    /// Sent as `X-Jenkins`.
+    /// Sent as `X-Jenkins` (default: an LTS release).
     pub version: String,
     /// Whether anonymous callers have Overall/Read.
     pub anonymous_read: bool,
@@ -35,6 +37,10 @@ pub struct Scenario {
     pub jobs: Vec<ItemSpec>,
     /// Faults active from the start.
     pub faults: Vec<Fault>,
+    /// Build notice endpoints (Notification plugin or Pipeline `post`), active from the start.
+    /// The scenario's own builds are history and send nothing; builds added or finished
+    /// later do.
+    pub notifications: Vec<Notifier>,
 }
 
 impl Default for Scenario {
@@ -50,6 +56,7 @@ impl Default for Scenario {
             users: Vec::new(),
             jobs: Vec::new(),
             faults: Vec::new(),
+            notifications: Vec::new(),
         }
     }
 }
@@ -111,6 +118,13 @@ impl Scenario {
         self
     }
 
+    /// Adds a build notice endpoint (builder style).
+    #[must_use]
+    pub fn with_notifier(mut self, n: Notifier) -> Self {
+        self.notifications.push(n);
+        self
+    }
+
     /// Sets anonymous read (builder style).
     #[must_use]
     pub fn with_anonymous_read(mut self, on: bool) -> Self {
@@ -142,6 +156,10 @@ pub struct UserSpec {
     pub name: String,
     /// Full name (defaults to the id).
     pub full_name: Option<String>,
+    /// Description on the user's page (`null` when absent).
+    pub description: Option<String>,
+    /// E-mail address (the Mailer plugin's user property).
+    pub email: Option<String>,
     /// Valid API tokens (any one works).
     pub tokens: Vec<String>,
     /// One more token (convenience for scenario files).
@@ -155,6 +173,8 @@ impl Default for UserSpec {
         UserSpec {
             name: String::new(),
             full_name: None,
+            description: None,
+            email: None,
             tokens: Vec::new(),
             token: None,
             overall_read: true,

@@ -1,167 +1,22 @@
-//! The control surface: the [`Sim`] handle for Rust tests, the [`Command`] enum it shares with
-//! the HTTP control endpoint (`POST /_sim/command`), and the endpoint itself.
+//! The [`Sim`] handle for Rust tests and benches.
 //!
 //! A [`Sim`] runs its listeners on its own Tokio runtime in a background thread, so it works
 //! the same from `#[test]`, `#[tokio::test]` (any flavour) or a benchmark, and it never starves
-//! when the test thread blocks. Dropping the handle stops the server.
+//! when the test thread blocks. Dropping the handle stops the server. Every mutation goes
+//! through a [`Command`], the same one `POST /_sim/command` takes.
 
+use crate::control::{Command, apply};
 use crate::faults::{Fault, FaultSet};
 use crate::model::{Model, SimError};
+use crate::notify::{NoticeRecord, Notifier, NotifierSet};
 use crate::scenario::{
     ArtifactSpec, BuildResult, BuildSpec, ItemSpec, RedirectMode, Scenario, UserSpec,
 };
 use crate::server::{RequestRecord, Shared};
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
-
-/// A control operation (the body of `POST /_sim/command`, tagged by `op`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Command {
-    /// Add a folder or job under `parent` (full name, `""` = root). Answers `{"full_name"}`.
-    AddItem {
-        /// Parent full name.
-        #[serde(default)]
-        parent: String,
-        /// The item (may hold children and builds).
-        item: ItemSpec,
-    },
-    /// Remove an item and everything below it.
-    RemoveItem {
-        /// Full name.
-        path: String,
-    },
-    /// Add a build. Answers `{"number"}`.
-    AddBuild {
-        /// Job full name.
-        job: String,
-        /// The build.
-        build: BuildSpec,
-    },
-    /// Archive more artifacts into an existing build.
-    AddArtifacts {
-        /// Job full name.
-        job: String,
-        /// Build number.
-        number: u64,
-        /// Artifacts.
-        artifacts: Vec<ArtifactSpec>,
-    },
-    /// Finish a running build.
-    FinishBuild {
-        /// Job full name.
-        job: String,
-        /// Build number.
-        number: u64,
-        /// Result.
-        result: BuildResult,
-        /// Duration in ms (default: since the build's timestamp).
-        #[serde(default)]
-        duration_ms: Option<i64>,
-    },
-    /// Set (or clear) the result, e.g. while the build is still running.
-    SetResult {
-        /// Job full name.
-        job: String,
-        /// Build number.
-        number: u64,
-        /// Result.
-        result: Option<BuildResult>,
-    },
-    /// Delete a build (its number becomes a gap).
-    DeleteBuild {
-        /// Job full name.
-        job: String,
-        /// Build number.
-        number: u64,
-    },
-    /// Delete a build's artifacts (build discarder): `artifacts: []`, downloads 404.
-    DiscardArtifacts {
-        /// Job full name.
-        job: String,
-        /// Build number.
-        number: u64,
-    },
-    /// Add a user.
-    AddUser {
-        /// The user.
-        user: UserSpec,
-    },
-    /// Give a user one more valid token.
-    AddToken {
-        /// User id.
-        user: String,
-        /// Token.
-        token: String,
-    },
-    /// Revoke one token.
-    RevokeToken {
-        /// User id.
-        user: String,
-        /// Token.
-        token: String,
-    },
-    /// Revoke all of a user's tokens and issue a new one. Answers `{"token"}`.
-    RotateToken {
-        /// User id.
-        user: String,
-    },
-    /// Grant or remove a user's Overall/Read.
-    SetOverallRead {
-        /// User id.
-        user: String,
-        /// Whether the user may read.
-        enabled: bool,
-    },
-    /// Anonymous Overall/Read on or off.
-    SetAnonymousRead {
-        /// On or off.
-        enabled: bool,
-    },
-    /// Restrict who may read an item (see [`ItemSpec::visible_to`]).
-    SetVisibleTo {
-        /// Item full name.
-        path: String,
-        /// Allowed users; `None` = everyone.
-        users: Option<Vec<String>>,
-    },
-    /// Install a fault. Answers `{"id"}`.
-    AddFault {
-        /// The fault.
-        fault: Fault,
-    },
-    /// Remove one fault.
-    RemoveFault {
-        /// Its id.
-        id: u64,
-    },
-    /// Remove all faults.
-    ClearFaults,
-    /// Answer 503 "Jenkins is getting ready to work" to everything for `ms` milliseconds.
-    SetRestarting {
-        /// Duration.
-        ms: u64,
-    },
-    /// Change the configured root URL (`None`: the listen address).
-    SetRootUrl {
-        /// New root URL.
-        url: Option<String>,
-    },
-    /// Change how artifact downloads are answered.
-    SetRedirectMode {
-        /// Mode.
-        mode: RedirectMode,
-    },
-    /// Forget logged requests.
-    ClearRequests,
-}
+use std::time::Duration;
 
 /// A running simulated Jenkins controller.
 pub struct Sim {
@@ -199,15 +54,20 @@ impl Sim {
         let main_url = format!("http://{addr}/");
         let model = Model::new(&scenario, main_url.clone())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         let mut faults = FaultSet::default();
         for f in &scenario.faults {
-            faults
-                .add(f.clone())
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            faults.add(f.clone()).map_err(invalid)?;
+        }
+        let mut notifiers = NotifierSet::default();
+        for n in &scenario.notifications {
+            notifiers.add(n.clone()).map_err(invalid)?;
         }
         let shared = Arc::new(Shared {
             model: RwLock::new(model),
             faults: Mutex::new(faults),
+            notifiers: Mutex::new(notifiers),
+            notices: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             restart_until: Mutex::new(None),
             main_url,
@@ -321,7 +181,9 @@ impl Sim {
         self.ok(Command::RemoveItem { path: path.into() })
     }
 
-    /// Adds a build to `job` (full name); returns its number.
+    /// Adds a build to `job` (full name); returns its number once the build's notices (if
+    /// any notifier applies) have been delivered: QUEUED and STARTED for a running build, every
+    /// phase for a finished one.
     pub fn add_build(&self, job: &str, build: BuildSpec) -> Result<u64, SimError> {
         let v = self.apply(Command::AddBuild {
             job: job.into(),
@@ -344,7 +206,8 @@ impl Sim {
         })
     }
 
-    /// Finishes a running build with `result` (duration: time since its timestamp).
+    /// Finishes a running build with `result` (duration: time since its timestamp); returns
+    /// once its notices (Pipeline `post`, COMPLETED, FINALIZED) have been delivered.
     pub fn finish_build(
         &self,
         job: &str,
@@ -455,6 +318,32 @@ impl Sim {
         let _ = self.ok(Command::ClearFaults);
     }
 
+    /// Installs a build notice endpoint; returns its id.
+    pub fn add_notifier(&self, notifier: Notifier) -> Result<u64, SimError> {
+        let v = self.apply(Command::AddNotifier { notifier })?;
+        Ok(v["id"].as_u64().unwrap_or_default())
+    }
+
+    /// Removes a notice endpoint.
+    pub fn remove_notifier(&self, id: u64) -> Result<(), SimError> {
+        self.ok(Command::RemoveNotifier { id })
+    }
+
+    /// Removes all notice endpoints.
+    pub fn clear_notifiers(&self) {
+        let _ = self.ok(Command::ClearNotifiers);
+    }
+
+    /// Every notice attempt so far (also `GET /_sim/notices`).
+    pub fn notices(&self) -> Vec<NoticeRecord> {
+        self.shared.notices.lock().unwrap().clone()
+    }
+
+    /// Forgets the notice log.
+    pub fn clear_notices(&self) {
+        let _ = self.ok(Command::ClearNotices);
+    }
+
     /// Answers 503 to everything for `d`.
     pub fn set_restarting(&self, d: Duration) {
         let _ = self.ok(Command::SetRestarting {
@@ -547,208 +436,5 @@ impl Drop for Sim {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-    }
-}
-
-pub(crate) fn apply(sh: &Shared, cmd: Command) -> Result<Value, SimError> {
-    match cmd {
-        Command::AddFault { fault } => {
-            let id = sh
-                .faults
-                .lock()
-                .unwrap()
-                .add(fault)
-                .map_err(SimError::Invalid)?;
-            return Ok(json!({ "id": id }));
-        }
-        Command::RemoveFault { id } => {
-            let mut f = sh.faults.lock().unwrap();
-            let before = f.faults.len();
-            f.faults.retain(|x| x.id != id);
-            if f.faults.len() == before {
-                return Err(SimError::NotFound(format!("fault {id}")));
-            }
-            return Ok(json!({}));
-        }
-        Command::ClearFaults => {
-            sh.faults.lock().unwrap().faults.clear();
-            return Ok(json!({}));
-        }
-        Command::SetRestarting { ms } => {
-            *sh.restart_until.lock().unwrap() = Some(Instant::now() + Duration::from_millis(ms));
-            return Ok(json!({}));
-        }
-        Command::ClearRequests => {
-            sh.log.lock().unwrap().clear();
-            return Ok(json!({}));
-        }
-        _ => {}
-    }
-    let mut m = sh.model.write().unwrap();
-    let out = match cmd {
-        Command::AddItem { parent, item } => json!({ "full_name": m.add_item(&parent, item)? }),
-        Command::RemoveItem { path } => {
-            m.remove_item(&path)?;
-            json!({})
-        }
-        Command::AddBuild { job, build } => json!({ "number": m.add_build(&job, build)? }),
-        Command::AddArtifacts {
-            job,
-            number,
-            artifacts,
-        } => {
-            m.add_artifacts(&job, number, artifacts)?;
-            json!({})
-        }
-        Command::FinishBuild {
-            job,
-            number,
-            result,
-            duration_ms,
-        } => {
-            m.finish_build(&job, number, result, duration_ms)?;
-            json!({})
-        }
-        Command::SetResult {
-            job,
-            number,
-            result,
-        } => {
-            m.set_result(&job, number, result)?;
-            json!({})
-        }
-        Command::DeleteBuild { job, number } => {
-            m.delete_build(&job, number)?;
-            json!({})
-        }
-        Command::DiscardArtifacts { job, number } => {
-            m.discard_artifacts(&job, number)?;
-            json!({})
-        }
-        Command::AddUser { user } => {
-            m.add_user(user)?;
-            json!({})
-        }
-        Command::AddToken { user, token } => {
-            m.user_mut(&user)?.tokens.push(token);
-            json!({})
-        }
-        Command::RevokeToken { user, token } => {
-            let u = m.user_mut(&user)?;
-            let before = u.tokens.len();
-            u.tokens.retain(|t| *t != token);
-            if u.tokens.len() == before {
-                return Err(SimError::NotFound(format!("token of {user}")));
-            }
-            json!({})
-        }
-        Command::RotateToken { user } => {
-            let seed = m.secret ^ crate::model::now_ms() as u64 ^ m.generation;
-            m.touch();
-            let token = format!(
-                "11{:016x}{:016x}",
-                crate::content::word(seed, 0),
-                crate::content::word(seed, 1)
-            );
-            let u = m.user_mut(&user)?;
-            u.tokens = vec![token.clone()];
-            json!({ "token": token })
-        }
-        Command::SetOverallRead { user, enabled } => {
-            m.user_mut(&user)?.overall_read = enabled;
-            json!({})
-        }
-        Command::SetAnonymousRead { enabled } => {
-            m.anonymous_read = enabled;
-            json!({})
-        }
-        Command::SetVisibleTo { path, users } => {
-            m.set_visible_to(&path, users)?;
-            json!({})
-        }
-        Command::SetRootUrl { url } => {
-            m.root_url = url.map(|u| if u.ends_with('/') { u } else { format!("{u}/") });
-            m.touch();
-            json!({})
-        }
-        Command::SetRedirectMode { mode } => {
-            m.redirect = mode;
-            json!({})
-        }
-        Command::AddFault { .. }
-        | Command::RemoveFault { .. }
-        | Command::ClearFaults
-        | Command::SetRestarting { .. }
-        | Command::ClearRequests => unreachable!("handled above"),
-    };
-    Ok(out)
-}
-
-fn json_reply(status: StatusCode, v: &Value) -> Response {
-    let mut r = Response::new(Body::from(v.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-/// `/_sim/…` on the controller listener: never authenticated, faulted or logged.
-///
-/// * `POST /_sim/command` with a [`Command`] → 200 JSON result, or 400/404/409 `{"error"}`.
-/// * `GET /_sim/requests` → the request log; `DELETE /_sim/requests` clears it.
-/// * `GET /_sim/info` → `{"url","s3_url","resource_root_url","root_url"}`.
-pub(crate) async fn control(sh: Arc<Shared>, req: Request) -> Response {
-    let path = req.uri().path().to_string();
-    let method = req.method().clone();
-    match (method, path.as_str()) {
-        (Method::POST, "/_sim/command") => {
-            let body = match axum::body::to_bytes(req.into_body(), 16 << 20).await {
-                Ok(b) => b,
-                Err(e) => {
-                    return json_reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
-                }
-            };
-            let cmd: Command = match serde_json::from_slice(&body) {
-                Ok(c) => c,
-                Err(e) => {
-                    return json_reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
-                }
-            };
-            match apply(&sh, cmd) {
-                Ok(v) => json_reply(StatusCode::OK, &v),
-                Err(e) => {
-                    let st = match e {
-                        SimError::NotFound(_) => StatusCode::NOT_FOUND,
-                        SimError::Exists(_) => StatusCode::CONFLICT,
-                        SimError::Invalid(_) => StatusCode::BAD_REQUEST,
-                    };
-                    json_reply(st, &json!({"error": e.to_string()}))
-                }
-            }
-        }
-        (Method::GET, "/_sim/requests") => {
-            let log = sh.log.lock().unwrap().clone();
-            json_reply(
-                StatusCode::OK,
-                &serde_json::to_value(log).unwrap_or_default(),
-            )
-        }
-        (Method::DELETE, "/_sim/requests") => {
-            sh.log.lock().unwrap().clear();
-            json_reply(StatusCode::OK, &json!({}))
-        }
-        (Method::GET, "/_sim/info") => {
-            let root = sh.model.read().unwrap().root().to_string();
-            json_reply(
-                StatusCode::OK,
-                &json!({"url": sh.main_url, "s3_url": sh.s3_url, "resource_root_url": sh.rr_url, "root_url": root}),
-            )
-        }
-        _ => json_reply(
-            StatusCode::NOT_FOUND,
-            &json!({"error": "unknown control endpoint"}),
-        ),
     }
 }

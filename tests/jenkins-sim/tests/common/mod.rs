@@ -1,6 +1,9 @@
 //! A tiny raw HTTP/1.1 client for the simulator's tests: exact control over the request path
-//! (e.g. `%252F`), headers and methods, and visibility into truncated or reset bodies.
+//! (e.g. `%252F`), headers and methods, and visibility into truncated or reset bodies; and
+//! a build-notice receiver ([`receiver`]).
 #![allow(dead_code)]
+
+pub mod receiver;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -110,8 +113,11 @@ pub fn request_full(
         .to_string();
     let mut s = TcpStream::connect(&hostport).unwrap();
     s.set_read_timeout(Some(timeout)).unwrap();
-    let mut req =
-        format!("{method} {path_and_query} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n");
+    // A caller's own `Host` replaces the default one.
+    let mut req = format!("{method} {path_and_query} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {hostport}\r\n"));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
