@@ -1,5 +1,6 @@
 //! `[[jenkins]]`: the controllers to mirror, from the tables or, with none, from `JENKINS_URL`,
-//! `JENKINS_USER` and `JENKINS_API_TOKEN` (or `--jenkins` and `--user`).
+//! `JENKINS_USER` and `JENKINS_API_TOKEN` (or `--jenkins` and `--user`). What a controller lacks (URL, user,
+//! token) is named together in one error, so that one run shows everything there is to set.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -46,6 +47,8 @@ struct Inputs<'a, 'e> {
     flags: &'a Overrides,
     env: &'a Env<'e>,
     resolve: &'a dyn Fn(PathBuf) -> PathBuf,
+    /// Whether the controllers come from `[[jenkins]]` tables (else from the environment and flags).
+    tables: bool,
     /// Whether there is one controller: only then do `JENKINS_URL`, `JENKINS_USER` and the flags apply to
     /// it (with several, they would be ambiguous).
     single: bool,
@@ -72,6 +75,7 @@ pub(super) fn jenkins_configs(
         flags,
         env,
         resolve,
+        tables,
         single: raw.len() == 1,
     };
     let mut out: Vec<JenkinsConfig> = Vec::new();
@@ -97,12 +101,31 @@ fn controller(
             Ok(file)
         }
     };
-    let url_text = layered(&inputs.flags.jenkins_url, "JENKINS_URL", r.url)?.ok_or_else(|| {
-        ConfigError::invalid(
-            format!("{key}.url"),
-            "missing; set url in [[jenkins]] or JENKINS_URL",
-        )
-    })?;
+    let url_text = layered(&inputs.flags.jenkins_url, "JENKINS_URL", r.url)?;
+    let user = layered(&inputs.flags.jenkins_user, "JENKINS_USER", r.user)?;
+    let token_var = r
+        .token_env
+        .clone()
+        .unwrap_or_else(|| "JENKINS_API_TOKEN".into());
+    let env_token: Option<SecretString> = match r.token_file {
+        Some(_) => None,
+        None => env.var(&[token_var.as_str()])?,
+    };
+    let missing = Missing {
+        url: url_text.is_none(),
+        user: user.is_none(),
+        token: r.token_file.is_none() && env_token.is_none(),
+    };
+    let Some(url_text) = url_text else {
+        return Err(if missing.user || missing.token {
+            missing.error(key, None, inputs, &token_var)
+        } else {
+            ConfigError::invalid(
+                format!("{key}.url"),
+                "missing; set url in [[jenkins]] or JENKINS_URL",
+            )
+        });
+    };
     let url =
         parse_jenkins_url(&url_text).map_err(|m| ConfigError::invalid(format!("{key}.url"), m))?;
     if !url.username().is_empty() || url.password().is_some() {
@@ -111,19 +134,18 @@ fn controller(
             "must not carry credentials; set user and the token through token_file or JENKINS_API_TOKEN",
         ));
     }
-    let user = layered(&inputs.flags.jenkins_user, "JENKINS_USER", r.user)?.ok_or_else(|| {
+    if missing.user && missing.token {
+        return Err(missing.error(key, Some(&url), inputs, &token_var));
+    }
+    let user = user.ok_or_else(|| {
         ConfigError::invalid(
             format!("{key}.user"),
             "missing; set user in [[jenkins]] or JENKINS_USER",
         )
     })?;
-    let token_var = r
-        .token_env
-        .clone()
-        .unwrap_or_else(|| "JENKINS_API_TOKEN".into());
     let token = match r.token_file {
         Some(f) => read_secret_file(&format!("{key}.token_file"), &(inputs.resolve)(f))?,
-        None => env.var::<SecretString>(&[token_var.as_str()])?.ok_or_else(|| {
+        None => env_token.ok_or_else(|| {
             ConfigError::invalid(
                 format!("{key}.token"),
                 format!(
@@ -176,6 +198,66 @@ fn controller(
         api_timeout: secs_or(r.api_timeout, 120),
         retries: r.retries.unwrap_or(5),
     })
+}
+
+/// What a controller lacks, when it lacks more than one thing: the error names all of it at once.
+struct Missing {
+    url: bool,
+    user: bool,
+    token: bool,
+}
+
+impl Missing {
+    /// One error naming everything missing and where each may be set: the keys of a `[[jenkins]]` table
+    /// (and the variables, where they apply), or the variables for a controller the environment names.
+    fn error(
+        &self,
+        key: &str,
+        url: Option<&Url>,
+        inputs: &Inputs<'_, '_>,
+        token_var: &str,
+    ) -> ConfigError {
+        // (missing, what, the table's key, the variable that may stand in for it)
+        let single = inputs.single;
+        let items = [
+            (self.url, "url", "url", single.then_some("JENKINS_URL")),
+            (self.user, "user", "user", single.then_some("JENKINS_USER")),
+            (self.token, "API token", "token_file", Some(token_var)),
+        ];
+        let missing: Vec<_> = items.iter().filter(|i| i.0).collect();
+        let what = and_list(missing.iter().map(|i| format!("no {}", i.1)));
+        let vars: Vec<&str> = missing.iter().filter_map(|i| i.3).collect();
+        let set = if !inputs.tables {
+            format!("set {}", and_list(vars))
+        } else {
+            let keys = format!(
+                "set {} in [[jenkins]]",
+                and_list(missing.iter().map(|i| i.2))
+            );
+            if vars.len() == missing.len() {
+                format!("{keys}, or {}", and_list(vars))
+            } else if self.token {
+                format!("{keys} (or put the token in {token_var})")
+            } else {
+                keys
+            }
+        };
+        let place = url.map(|u| format!(" for {u}")).unwrap_or_default();
+        ConfigError::invalid(key, format!("{what}{place}: {set}"))
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    let items: Vec<S> = items.into_iter().collect();
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.as_ref().to_string(),
+        Some((last, rest)) => {
+            let rest: Vec<&str> = rest.iter().map(AsRef::as_ref).collect();
+            format!("{} and {}", rest.join(", "), last.as_ref())
+        }
+    }
 }
 
 /// The controllers a configuration names, as (source name, base URL), from the tables (or, with none,
@@ -249,8 +331,10 @@ pub fn default_source_name(url: &Url) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
-    use crate::config::{Config, RawConfig, layer::env};
+    use crate::config::{Config, RawConfig, layer::env, parse_toml};
 
     fn from_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_raw(
@@ -259,6 +343,11 @@ mod tests {
             &Overrides::default(),
             &env(pairs),
         )
+    }
+
+    fn from_file(text: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let raw = parse_toml(Path::new("c.toml"), text).unwrap();
+        Config::from_raw(raw, None, &Overrides::default(), &env(pairs))
     }
 
     #[test]
@@ -309,6 +398,59 @@ mod tests {
     }
 
     #[test]
+    fn missing_user_and_token_are_named_together() {
+        let err = from_env(&[("JENKINS_URL", "https://ci.example.com")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid jenkins[0]: no user and no API token for https://ci.example.com/: set JENKINS_USER and \
+             JENKINS_API_TOKEN"
+        );
+        let err = from_file("[[jenkins]]\nurl = \"https://ci.example.com/\"\n", &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid jenkins[0]: no user and no API token for https://ci.example.com/: set user and token_file \
+             in [[jenkins]], or JENKINS_USER and JENKINS_API_TOKEN"
+        );
+        let err = from_file(
+            "[[jenkins]]\nurl = \"https://a.example.com/\"\nuser = \"jam\"\ntoken_env = \"A_TOKEN\"\n\n\
+             [[jenkins]]\nurl = \"https://b.example.com/\"\ntoken_env = \"B_TOKEN\"\n",
+            &[("A_TOKEN", "a")],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid jenkins[1]: no user and no API token for https://b.example.com/: set user and token_file \
+             in [[jenkins]] (or put the token in B_TOKEN)"
+        );
+    }
+
+    #[test]
+    fn missing_url_and_credentials_are_named_together() {
+        let err = from_file("[[jenkins]]\nname = \"ci\"\n", &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid jenkins[0]: no url, no user and no API token: set url, user and token_file in \
+             [[jenkins]], or JENKINS_URL, JENKINS_USER and JENKINS_API_TOKEN"
+        );
+        let err = from_file(
+            "[[jenkins]]\nuser = \"jam\"\n",
+            &[("JENKINS_API_TOKEN", "t")],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid jenkins[0].url: missing; set url in [[jenkins]] or JENKINS_URL",
+            "the URL alone keeps its own message"
+        );
+        let err = from_file("[[jenkins]]\nuser = \"jam\"\n", &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid jenkins[0]: no url and no API token: set url and token_file in [[jenkins]], or \
+             JENKINS_URL and JENKINS_API_TOKEN"
+        );
+    }
+
+    #[test]
     fn plain_http_to_remote_host_needs_opt_in() {
         let e = [
             ("JENKINS_URL", "http://ci.example.com/"),
@@ -320,5 +462,12 @@ mod tests {
         let mut opt_in = e.to_vec();
         opt_in.push(("JAM_ALLOW_INSECURE_HTTP", "true"));
         assert!(from_env(&opt_in).is_ok());
+    }
+
+    #[test]
+    fn and_lists_read_as_english() {
+        assert_eq!(and_list(["a"]), "a");
+        assert_eq!(and_list(["a", "b"]), "a and b");
+        assert_eq!(and_list(["a", "b", "c"]), "a, b and c");
     }
 }

@@ -122,6 +122,31 @@ fn token_never_appears_in_errors() {
 }
 
 #[test]
+fn missing_user_and_token_are_named_together() {
+    let dir = tempfile::tempdir().unwrap();
+    jam()
+        .current_dir(dir.path())
+        .env("JENKINS_URL", "https://ci.example.com/")
+        .args(["mirror", "--once"])
+        .assert()
+        .code(2)
+        .stderr(
+            "error: invalid jenkins[0]: no user and no API token for https://ci.example.com/: set \
+             JENKINS_USER and JENKINS_API_TOKEN\n",
+        );
+    let cfg = dir.path().join("jam.toml");
+    std::fs::write(&cfg, "[[jenkins]]\nname = \"ci\"\n").unwrap();
+    jam()
+        .args(["--config", cfg.to_str().unwrap(), "mirror", "--once"])
+        .assert()
+        .code(2)
+        .stderr(
+            "error: invalid jenkins[0]: no url, no user and no API token: set url, user and token_file in \
+             [[jenkins]], or JENKINS_URL, JENKINS_USER and JENKINS_API_TOKEN\n",
+        );
+}
+
+#[test]
 fn an_environment_variable_that_does_not_parse_is_named() {
     let dir = tempfile::tempdir().unwrap();
     jam()
