@@ -21,7 +21,8 @@ use crate::{
 const AFTER_HELP: &str = "\
 Configuration: a TOML file (--config, else JAM_CONFIG, else ./jam.toml if present), then the environment, then
 flags; later wins. Environment: JAM_STORE, JENKINS_URL, JENKINS_USER, JENKINS_API_TOKEN, AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, JAM_LOG, JAM_LOG_FORMAT, RUST_LOG.
+AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, JAM_LOG, JAM_LOG_FORMAT, RUST_LOG,
+NO_COLOR.
 
 Exit codes: 0 success; 1 failure; 2 usage or configuration error; 3 job, build or artifact not found;
 4 integrity failure (checksum or size mismatch).";

@@ -6,16 +6,18 @@
 //! and everything else gets what it needs from the validated [`Config`](super::Config). An environment
 //! variable that does not parse is an error naming the variable and the accepted form.
 
-use std::{borrow::Cow, collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{borrow::Cow, collections::BTreeMap, io::IsTerminal, path::PathBuf, time::Duration};
 
 use secrecy::SecretString;
 
 use super::{ConfigError, LogFormat, parse_duration, values::parse_bool};
 
-/// The process's environment as the configuration sees it: its variables (tests pass a map).
+/// The process's environment as the configuration sees it: its variables (tests pass a map), and whether
+/// stderr is a terminal (which decides whether logs may carry colours).
 #[derive(Clone)]
 pub struct Env<'a> {
     vars: Cow<'a, BTreeMap<String, String>>,
+    stderr_terminal: bool,
 }
 
 impl std::fmt::Debug for Env<'_> {
@@ -23,12 +25,14 @@ impl std::fmt::Debug for Env<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Env")
             .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .field("stderr_terminal", &self.stderr_terminal)
             .finish()
     }
 }
 
 impl Env<'static> {
-    /// The process environment: every variable that is set, not empty and valid UTF-8, read once now.
+    /// The process environment: every variable that is set, not empty and valid UTF-8, read once now; and
+    /// whether stderr is a terminal.
     pub fn process() -> Env<'static> {
         let vars = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -36,21 +40,36 @@ impl Env<'static> {
             .collect();
         Env {
             vars: Cow::Owned(vars),
+            stderr_terminal: std::io::stderr().is_terminal(),
         }
     }
 
-    /// A fixed set of variables (for tests).
+    /// A fixed set of variables, with stderr not a terminal (for tests).
     pub fn from_map(map: BTreeMap<String, String>) -> Env<'static> {
         Env {
             vars: Cow::Owned(map),
+            stderr_terminal: false,
         }
     }
 }
 
 impl<'a> Env<'a> {
+    /// The same variables, as if stderr were (or were not) a terminal.
+    pub fn with_stderr_terminal(self, terminal: bool) -> Env<'a> {
+        Env {
+            stderr_terminal: terminal,
+            ..self
+        }
+    }
+
     /// One variable, if set.
     pub fn get(&self, key: &str) -> Option<String> {
         self.vars.get(key).cloned()
+    }
+
+    /// Whether stderr is a terminal.
+    pub fn stderr_terminal(&self) -> bool {
+        self.stderr_terminal
     }
 
     /// The variables whose names start with `prefix`, in name order.
@@ -74,6 +93,7 @@ impl<'a> Env<'a> {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),
+            stderr_terminal: self.stderr_terminal,
         }
     }
 

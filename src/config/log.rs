@@ -1,4 +1,6 @@
-//! `[log]`: the level and format, and the filter in effect (`RUST_LOG` wins over the level).
+//! `[log]`: the level and format, the filter in effect (`RUST_LOG` wins over the level), and whether the
+//! text may carry ANSI colours (only when stderr is a terminal and `NO_COLOR` is not set, as
+//! <https://no-color.org> asks).
 
 use super::{ConfigError, Env, Overrides, raw::RawLog, values::LogFormat};
 
@@ -13,6 +15,8 @@ pub struct LogConfig {
     pub filter_source: FilterSource,
     /// Output format.
     pub format: LogFormat,
+    /// Whether text lines may carry ANSI colour codes.
+    pub color: bool,
 }
 
 /// Where the log filter in effect came from.
@@ -25,8 +29,8 @@ pub enum FilterSource {
 }
 
 impl LogConfig {
-    /// Logging at `level` in `format`, with `RUST_LOG` taken from `env`; also what a command logs with when
-    /// the configuration does not load.
+    /// Logging at `level` in `format`, with `RUST_LOG` and the colour decision taken from `env`; also what a
+    /// command logs with when the configuration does not load.
     pub fn new(level: impl Into<String>, format: LogFormat, env: &Env<'_>) -> LogConfig {
         let level = level.into();
         let rust_log = env
@@ -42,8 +46,15 @@ impl LogConfig {
             filter,
             filter_source,
             format,
+            color: use_color(env.stderr_terminal(), env.get("NO_COLOR").as_deref()),
         }
     }
+}
+
+/// Whether logs may carry colours: only on a terminal, and not when `NO_COLOR` is set to anything but the
+/// empty string.
+fn use_color(stderr_terminal: bool, no_color: Option<&str>) -> bool {
+    stderr_terminal && no_color.is_none_or(str::is_empty)
 }
 
 /// Validates `[log]` with the environment and flags layered over it.
@@ -65,6 +76,34 @@ pub(super) fn log_config(
 mod tests {
     use super::*;
     use crate::config::{Config, RawConfig, layer::env};
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        for (terminal, no_color, want) in [
+            (true, None, true),
+            (true, Some("1"), false),
+            (true, Some(""), true),
+            (false, None, false),
+            (false, Some("1"), false),
+        ] {
+            assert_eq!(
+                use_color(terminal, no_color),
+                want,
+                "terminal {terminal}, NO_COLOR {no_color:?}"
+            );
+            let mut vars = vec![];
+            if let Some(v) = no_color {
+                vars.push(("NO_COLOR", v));
+            }
+            let e = env(&vars).with_stderr_terminal(terminal);
+            let cfg =
+                Config::from_raw(RawConfig::default(), None, &Overrides::default(), &e).unwrap();
+            assert_eq!(
+                cfg.log.color, want,
+                "terminal {terminal}, NO_COLOR {no_color:?}"
+            );
+        }
+    }
 
     #[test]
     fn rust_log_wins_over_every_configured_level() {

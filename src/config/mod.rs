@@ -8,7 +8,7 @@
 //!
 //! This is the one module that reads the environment: the binary hands in [`Env::process`], and what the
 //! rest of jam would otherwise look up itself is a field here (the `AWS_*` settings of the S3 client in
-//! [`StoreConfig::aws`], `RUST_LOG` in [`LogConfig`]).
+//! [`StoreConfig::aws`], `RUST_LOG` and the colour decision in [`LogConfig`]).
 //!
 //! The files: `raw.rs` (the schema), `parse.rs` (TOML with `file:line:column` errors and the nearest-key
 //! hint), `layer.rs` (`Env`, `Overrides` and the layering rule), `values.rs` (durations, sizes, globs, the

@@ -1,5 +1,6 @@
 //! Logging: `tracing` with the filter the configuration settled on (`RUST_LOG` wins over the configured
-//! level), written to stderr as text or as JSON lines.
+//! level), written to stderr as text or as JSON lines. Text carries ANSI colours only when the
+//! configuration allows them (stderr is a terminal and `NO_COLOR` is not set); JSON never does.
 //!
 //! JSON lines carry `timestamp`, `level`, `target`, `message` and the event's fields flattened beside them
 //! (e.g. `job`, `build`, `bytes`); those names are stable and documented in the README.
@@ -20,10 +21,12 @@ pub fn init(log: &LogConfig) -> Result<(), String> {
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .with_ansi(false)
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_target(false)
+            .with_ansi(log.color)
             .with_writer(std::io::stderr)
             .boxed(),
     };
