@@ -1,5 +1,5 @@
-//! The `jam` binary: parses the command line and hands over to the library.
+//! The `jam` binary: hands the command line and the process environment to the library.
 
 fn main() -> std::process::ExitCode {
-    jam::cli::main()
+    jam::cli::main(jam::config::Env::process())
 }

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use crate::{
-    config::{Config, Env, LogFormat, Overrides},
+    config::{Config, LogConfig, LogFormat, Overrides},
     error::exit,
     ops::doctor::{self, Check},
 };
@@ -20,10 +20,10 @@ pub struct DoctorArgs {
 
 /// Runs `jam doctor`.
 pub fn run(args: DoctorArgs, flags: Overrides) -> crate::Result<u8> {
-    let (checks, code) = match Config::load(&flags, &Env::process()) {
+    let env = super::environment();
+    let (checks, code) = match Config::load(&flags, env) {
         Ok(cfg) => {
-            crate::ops::telemetry::init(&cfg.log.level, cfg.log.format)
-                .map_err(crate::Error::Usage)?;
+            crate::ops::telemetry::init(&cfg.log).map_err(crate::Error::Usage)?;
             let rt = super::runtime()?;
             let checks = rt.block_on(doctor::run(&cfg));
             let code = if checks.iter().all(|c| c.ok) {
@@ -34,8 +34,8 @@ pub fn run(args: DoctorArgs, flags: Overrides) -> crate::Result<u8> {
             (checks, code)
         }
         Err(e) => {
-            let _ =
-                crate::ops::telemetry::init("warn", flags.log_format.unwrap_or(LogFormat::Text));
+            let format = flags.log_format.unwrap_or(LogFormat::Text);
+            let _ = crate::ops::telemetry::init(&LogConfig::new("warn", format, env));
             (
                 vec![Check {
                     name: "config".into(),

@@ -9,7 +9,7 @@ mod prune;
 mod shared;
 mod verify;
 
-use std::{io::Write, path::PathBuf, process::ExitCode};
+use std::{io::Write, path::PathBuf, process::ExitCode, sync::OnceLock};
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -21,7 +21,8 @@ use crate::{
 const AFTER_HELP: &str = "\
 Configuration: a TOML file (--config, else JAM_CONFIG, else ./jam.toml if present), then the environment, then
 flags; later wins. Environment: JAM_STORE, JENKINS_URL, JENKINS_USER, JENKINS_API_TOKEN, AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, JAM_LOG, JAM_LOG_FORMAT, RUST_LOG.
+AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, JAM_LOG, JAM_LOG_FORMAT, RUST_LOG,
+NO_COLOR.
 
 Exit codes: 0 success; 1 failure; 2 usage or configuration error; 3 job, build or artifact not found;
 4 integrity failure (checksum or size mismatch).";
@@ -83,15 +84,25 @@ impl Cli {
     }
 }
 
+/// The environment [`main`] was handed: the loaders read it (the subcommands pass on only their flags).
+static ENVIRONMENT: OnceLock<Env<'static>> = OnceLock::new();
+
+/// The process environment, as [`main`] was given it (read now if [`run`] was called without it).
+fn environment() -> &'static Env<'static> {
+    ENVIRONMENT.get_or_init(Env::process)
+}
+
 /// Loads the configuration with the process environment and sets up logging.
 fn load(flags: &Overrides) -> crate::Result<Config> {
-    let cfg = Config::load(flags, &Env::process())?;
-    crate::ops::telemetry::init(&cfg.log.level, cfg.log.format).map_err(Error::Usage)?;
+    let cfg = Config::load(flags, environment())?;
+    crate::ops::telemetry::init(&cfg.log).map_err(Error::Usage)?;
     Ok(cfg)
 }
 
-/// The binary's entry point: parses arguments, runs the command, prints errors, returns the exit code.
-pub fn main() -> ExitCode {
+/// The binary's entry point: parses arguments, runs the command with `env` (the process environment,
+/// [`Env::process`]), prints errors, returns the exit code.
+pub fn main(env: Env<'static>) -> ExitCode {
+    let _ = ENVIRONMENT.set(env);
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(code) => code,

@@ -7,7 +7,7 @@ use std::future::Future;
 use url::Url;
 
 use crate::{
-    config::{Config, Env, Overrides, RawConfig, default_source_name},
+    config::{Config, Overrides},
     error::Error,
 };
 
@@ -17,60 +17,19 @@ pub const INTERRUPTED: u8 = 130;
 /// The configuration for a command, and the configured controllers as (source name, base URL).
 ///
 /// With `need_jenkins` false, a configuration whose Jenkins settings are incomplete (no token, say) still
-/// loads: reading the store needs only the store settings and the source names.
+/// loads: reading the store needs only the store settings and the source names
+/// ([`Config::load_without_jenkins`]).
 pub fn load(flags: &Overrides, need_jenkins: bool) -> crate::Result<(Config, Vec<(String, Url)>)> {
-    let env = Env::process();
-    let first = match Config::load(flags, &env) {
-        Ok(cfg) => {
-            init_logs(&cfg)?;
-            let names = cfg
-                .jenkins
-                .iter()
-                .map(|j| (j.name.clone(), j.url.clone()))
-                .collect();
-            return Ok((cfg, names));
-        }
-        Err(e) if need_jenkins => return Err(e.into()),
-        Err(e) => e,
+    let env = super::environment();
+    let (cfg, sources) = if need_jenkins {
+        let cfg = Config::load(flags, env)?;
+        let sources = cfg.sources();
+        (cfg, sources)
+    } else {
+        Config::load_without_jenkins(flags, env)?
     };
-    // Retry without the Jenkins part: from the file, then the environment.
-    let Ok((mut raw, path)) = RawConfig::load(flags, &env) else {
-        return Err(first.into());
-    };
-    let mut names = Vec::new();
-    for j in &raw.jenkins {
-        let Some(url) = j.url.as_deref().and_then(|u| Url::parse(u).ok()) else {
-            continue;
-        };
-        names.push((
-            j.name.clone().unwrap_or_else(|| default_source_name(&url)),
-            url,
-        ));
-    }
-    if raw.jenkins.is_empty()
-        && let Some(url) = flags
-            .jenkins_url
-            .clone()
-            .or_else(|| env.get("JENKINS_URL"))
-            .and_then(|u| Url::parse(&u).ok())
-    {
-        names.push((default_source_name(&url), url));
-    }
-    raw.jenkins.clear();
-    let vars: std::collections::BTreeMap<String, String> = std::env::vars()
-        .filter(|(k, v)| !k.starts_with("JENKINS_") && !v.is_empty())
-        .collect();
-    let mut no_jenkins = flags.clone();
-    no_jenkins.jenkins_url = None;
-    no_jenkins.jenkins_user = None;
-    let cfg = Config::from_raw(raw, path, &no_jenkins, &Env::from_map(vars))
-        .map_err(|_| Error::from(first))?;
-    init_logs(&cfg)?;
-    Ok((cfg, names))
-}
-
-fn init_logs(cfg: &Config) -> crate::Result<()> {
-    crate::ops::telemetry::init(&cfg.log.level, cfg.log.format).map_err(Error::Usage)
+    crate::ops::telemetry::init(&cfg.log).map_err(Error::Usage)?;
+    Ok((cfg, sources))
 }
 
 /// Runs `work` on a multi-threaded runtime; the first Ctrl-C or SIGTERM drops it (which removes temporary

@@ -1,32 +1,32 @@
-//! Logging: `tracing` with a filter from `RUST_LOG` (which wins) or the configured level, written to stderr
-//! as text or as JSON lines.
+//! Logging: `tracing` with the filter the configuration settled on (`RUST_LOG` wins over the configured
+//! level), written to stderr as text or as JSON lines. Text carries ANSI colours only when the
+//! configuration allows them (stderr is a terminal and `NO_COLOR` is not set); JSON never does.
 //!
 //! JSON lines carry `timestamp`, `level`, `target`, `message` and the event's fields flattened beside them
 //! (e.g. `job`, `build`, `bytes`); those names are stable and documented in the README.
 
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
-use crate::config::LogFormat;
+use crate::config::{FilterSource, LogConfig, LogFormat};
 
-/// Installs the global subscriber. `level` is a level (`info`) or a full filter (`jam=debug,info`).
-/// Returns an error message if the filter does not parse.
-pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.trim().is_empty() => {
-            EnvFilter::try_new(v.trim()).map_err(|e| format!("invalid RUST_LOG: {e}"))?
-        }
-        _ => EnvFilter::try_new(level).map_err(|e| format!("invalid log level '{level}': {e}"))?,
-    };
-    let layer = match format {
+/// Installs the global subscriber for `log`. Returns an error message if the filter does not parse.
+pub fn init(log: &LogConfig) -> Result<(), String> {
+    let filter = EnvFilter::try_new(&log.filter).map_err(|e| match log.filter_source {
+        FilterSource::RustLog => format!("invalid RUST_LOG: {e}"),
+        FilterSource::Level => format!("invalid log level '{}': {e}", log.filter),
+    })?;
+    let layer = match log.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .with_ansi(false)
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_target(false)
+            .with_ansi(log.color)
             .with_writer(std::io::stderr)
             .boxed(),
     };

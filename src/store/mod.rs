@@ -20,7 +20,7 @@ use futures::TryStreamExt;
 use object_store::{
     ClientOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
     RetryConfig, UpdateVersion,
-    aws::{AmazonS3Builder, S3ConditionalPut},
+    aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut},
     local::LocalFileSystem,
     memory::InMemory,
     multipart::MultipartStore,
@@ -428,7 +428,14 @@ impl Store {
     }
 }
 
-fn build_s3(cfg: &StoreConfig, bucket: &str) -> object_store::Result<object_store::aws::AmazonS3> {
+fn build_s3(cfg: &StoreConfig, bucket: &str) -> object_store::Result<AmazonS3> {
+    s3_builder(cfg, bucket)?.build()
+}
+
+/// The S3 client a store configuration describes. Everything comes from `cfg`, nothing from the
+/// environment: the `AWS_*` settings object_store would read itself (credential providers, encryption, ...)
+/// are in [`StoreConfig::aws`], applied first so that jam's own settings win over them.
+fn s3_builder(cfg: &StoreConfig, bucket: &str) -> object_store::Result<AmazonS3Builder> {
     let mut client = ClientOptions::new()
         .with_connect_timeout(Duration::from_secs(10))
         .with_timeout(cfg.request_timeout)
@@ -446,9 +453,12 @@ fn build_s3(cfg: &StoreConfig, bucket: &str) -> object_store::Result<object_stor
             client = client.with_root_certificate(cert);
         }
     }
-    // from_env reads credentials and the other AWS_* variables; client options must be applied before
-    // allow_http, since with_client_options replaces every client key from the environment.
-    let mut b = AmazonS3Builder::from_env()
+    let mut b = AmazonS3Builder::new();
+    for (key, value) in cfg.aws.iter() {
+        b = b.with_config(key, value.expose_secret());
+    }
+    // with_client_options replaces every client-level key, so allow_http must come after it.
+    let mut b = b
         .with_bucket_name(bucket)
         .with_client_options(client)
         .with_retry(RetryConfig {
@@ -470,7 +480,7 @@ fn build_s3(cfg: &StoreConfig, bucket: &str) -> object_store::Result<object_stor
         .endpoint
         .as_deref()
         .is_none_or(|e| e.starts_with("https://"));
-    if std::env::var_os("AWS_UNSIGNED_PAYLOAD").is_none() {
+    if !cfg.aws.contains(AmazonS3ConfigKey::UnsignedPayload) {
         b = b.with_unsigned_payload(https);
     }
     if let Some(k) = &cfg.access_key_id {
@@ -482,7 +492,7 @@ fn build_s3(cfg: &StoreConfig, bucket: &str) -> object_store::Result<object_stor
     if let Some(k) = &cfg.session_token {
         b = b.with_token(k.expose_secret());
     }
-    b.build()
+    Ok(b)
 }
 
 #[cfg(test)]
@@ -504,6 +514,75 @@ mod tests {
         assert!(err.contains("absolute"), "{err}");
         let err = Store::open(&cfg("s3://")).unwrap_err().to_string();
         assert!(err.contains("no bucket"), "{err}");
+    }
+
+    #[test]
+    fn the_s3_client_takes_the_environment_settings_config_collected() {
+        let env = crate::config::Env::from_map(
+            [
+                ("AWS_ROLE_ARN", "arn:aws:iam::1:role/jam"),
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token"),
+                ("AWS_REGION", "eu-west-1"),
+                ("AWS_ALLOW_HTTP", "true"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+                ("AWS_SESSION_TOKEN", "session"),
+                ("AWS_TOKEN", "ignored-when-session-token-is-set"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        let raw = crate::config::RawConfig::default();
+        let cfg = crate::config::Config::from_raw(raw, None, &Default::default(), &env)
+            .unwrap()
+            .store;
+        let b = s3_builder(&cfg, "bucket").unwrap();
+        let get = |k| b.get_config_value(&k);
+        assert_eq!(
+            get(AmazonS3ConfigKey::RoleArn).as_deref(),
+            Some("arn:aws:iam::1:role/jam")
+        );
+        assert_eq!(
+            get(AmazonS3ConfigKey::WebIdentityTokenFile).as_deref(),
+            Some("/var/run/token")
+        );
+        assert_eq!(get(AmazonS3ConfigKey::Region).as_deref(), Some("eu-west-1"));
+        assert_eq!(get(AmazonS3ConfigKey::Bucket).as_deref(), Some("bucket"));
+        assert_eq!(get(AmazonS3ConfigKey::Token).as_deref(), Some("session"));
+        assert_eq!(
+            get(AmazonS3ConfigKey::Client(
+                object_store::ClientConfigKey::AllowHttp
+            ))
+            .as_deref(),
+            Some("true"),
+            "allow_http survives with_client_options"
+        );
+        assert_eq!(
+            get(AmazonS3ConfigKey::UnsignedPayload).as_deref(),
+            Some("false"),
+            "plain HTTP keeps the signed payload"
+        );
+        let mut tls = StoreConfig::new("s3://bucket");
+        assert_eq!(
+            s3_builder(&tls, "bucket")
+                .unwrap()
+                .get_config_value(&AmazonS3ConfigKey::UnsignedPayload)
+                .as_deref(),
+            Some("true"),
+            "TLS to AWS needs no payload hash"
+        );
+        tls.aws.push(
+            AmazonS3ConfigKey::UnsignedPayload,
+            "false".to_string().into(),
+        );
+        assert_eq!(
+            s3_builder(&tls, "bucket")
+                .unwrap()
+                .get_config_value(&AmazonS3ConfigKey::UnsignedPayload)
+                .as_deref(),
+            Some("false"),
+            "AWS_UNSIGNED_PAYLOAD decides when set"
+        );
     }
 
     #[test]

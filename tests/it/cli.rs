@@ -1222,3 +1222,37 @@ async fn large_objects_are_read_in_parallel_ranges_and_still_verified() {
     assert!(matches!(err, fetch::FetchError::Integrity(_)), "{err}");
     assert_eq!(jam::Error::from(err).exit_code(), 4);
 }
+
+/// Logs written to a pipe (a file, journald) carry no ANSI colour codes, even with colours not disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_a_pipe_have_no_colour_codes() {
+    let scenario = harness::scenario().with_item(
+        ItemSpec::freestyle("app").with_build(
+            BuildSpec::finished(1, BuildResult::Success)
+                .with_artifact(ArtifactSpec::generated("app.bin", 1000, 1)),
+        ),
+    );
+    let sim = Sim::start(scenario);
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .env_remove("NO_COLOR")
+        .env("JAM_LOG", "info")
+        .env("JAM_STORE", dir.path().join("mirror"))
+        .env("JENKINS_URL", sim.url())
+        .env("JENKINS_USER", USER)
+        .env("JENKINS_API_TOKEN", TOKEN)
+        .args(["mirror", "--once"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("mirrored build") && err.contains("INFO"),
+        "the run logs at info: {err}"
+    );
+    assert!(
+        !err.contains("\x1b["),
+        "colour codes in piped logs: {err:?}"
+    );
+}

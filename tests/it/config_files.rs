@@ -120,3 +120,93 @@ fn token_never_appears_in_errors() {
         .stderr(predicate::str::contains(token).not())
         .stdout(predicate::str::contains(token).not());
 }
+
+#[test]
+fn missing_user_and_token_are_named_together() {
+    let dir = tempfile::tempdir().unwrap();
+    jam()
+        .current_dir(dir.path())
+        .env("JENKINS_URL", "https://ci.example.com/")
+        .args(["mirror", "--once"])
+        .assert()
+        .code(2)
+        .stderr(
+            "error: invalid jenkins[0]: no user and no API token for https://ci.example.com/: set \
+             JENKINS_USER and JENKINS_API_TOKEN\n",
+        );
+    let cfg = dir.path().join("jam.toml");
+    std::fs::write(&cfg, "[[jenkins]]\nname = \"ci\"\n").unwrap();
+    jam()
+        .args(["--config", cfg.to_str().unwrap(), "mirror", "--once"])
+        .assert()
+        .code(2)
+        .stderr(
+            "error: invalid jenkins[0]: no url, no user and no API token: set url, user and token_file in \
+             [[jenkins]], or JENKINS_URL, JENKINS_USER and JENKINS_API_TOKEN\n",
+        );
+}
+
+#[test]
+fn an_environment_variable_that_does_not_parse_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    jam()
+        .current_dir(dir.path())
+        .env("JAM_LOG_FORMAT", "xml")
+        .args(["ls"])
+        .assert()
+        .code(2)
+        .stderr("error: invalid JAM_LOG_FORMAT: 'xml' is not a log format; use text or json\n");
+}
+
+/// Only `src/config/` reads the environment: everything else gets what it needs from `Config`, and the
+/// binary hands `Env::process()` in.
+#[test]
+fn only_config_reads_the_environment() {
+    const READS: [&str; 5] = [
+        "env::var",
+        "var_os(",
+        "vars_os(",
+        "from_env(",
+        "from_default_env(",
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![];
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut offending = vec![];
+    let mut in_config = 0;
+    for path in &files {
+        let rel = path.strip_prefix(&src).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") || !READS.iter().any(|r| code.contains(r)) {
+                continue;
+            }
+            if rel.starts_with("config") {
+                in_config += 1;
+            } else {
+                offending.push(format!("src/{}:{}: {}", rel.display(), n + 1, code));
+            }
+        }
+    }
+    assert!(
+        offending.is_empty(),
+        "only src/config/ may read the environment; pass what is needed through Config instead:\n{}",
+        offending.join("\n")
+    );
+    assert!(
+        in_config > 0,
+        "the scan finds config's own read of the environment ({} files scanned)",
+        files.len()
+    );
+}

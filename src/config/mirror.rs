@@ -1,0 +1,242 @@
+//! `[mirror]`: how the worker behaves, with the limits that keep memory bounded checked against each other.
+
+use std::time::Duration;
+
+use bytesize::ByteSize;
+
+use super::{
+    ConfigError, Env, MIN_PART_SIZE, Overrides,
+    raw::RawMirror,
+    values::{Backfill, positive, secs_or, validate_source_name},
+};
+
+/// How the worker (`jam mirror`) behaves.
+#[derive(Debug, Clone)]
+pub struct MirrorConfig {
+    /// Time between poll cycles.
+    pub poll_interval: Duration,
+    /// First-sight history.
+    pub backfill: Backfill,
+    /// Results to mirror (upper case); empty means every result.
+    pub results: Vec<String>,
+    /// Attempts before a build is recorded as failed.
+    pub max_attempts: u32,
+    /// Base delay before a failed build is tried again (doubles per attempt).
+    pub retry_backoff: Duration,
+    /// Concurrent artifact transfers over all controllers.
+    pub transfers: usize,
+    /// Multipart part size; artifacts up to this size go up in one PUT.
+    pub part_size: u64,
+    /// Parts of one artifact uploading at once.
+    pub part_uploads: usize,
+    /// Byte budget for buffered artifact data, shared by all transfers.
+    pub buffer_budget: u64,
+    /// Grace period for in-flight transfers at shutdown.
+    pub shutdown_grace: Duration,
+    /// Check MD5s against Jenkins fingerprints.
+    pub verify_fingerprints: bool,
+    /// This worker's name in the store's upload journal (distinct per worker sharing a bucket).
+    pub worker_id: String,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None`: no HTTP endpoint.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Time between the worker's passes of the retention policy (when `[[retention]]` rules exist).
+    pub retention_interval: Duration,
+}
+
+const RESULTS: [&str; 5] = ["SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"];
+
+/// Validates `[mirror]` with the flags layered over it.
+pub(super) fn mirror_config(
+    raw: RawMirror,
+    flags: &Overrides,
+    env: &Env<'_>,
+) -> Result<MirrorConfig, ConfigError> {
+    let part_size = raw.part_size.map(|s| s.0).unwrap_or(8 * 1024 * 1024);
+    if part_size < MIN_PART_SIZE {
+        return Err(ConfigError::invalid(
+            "mirror.part_size",
+            format!(
+                "{} is below the 5 MiB minimum S3 accepts for multipart parts; use at least \"5 MiB\"",
+                ByteSize(part_size).display().iec()
+            ),
+        ));
+    }
+    if part_size > 5 * 1024 * 1024 * 1024 {
+        return Err(ConfigError::invalid(
+            "mirror.part_size",
+            "must be at most 5 GiB (the S3 part limit)",
+        ));
+    }
+    let part_uploads = positive("mirror.part_uploads", raw.part_uploads.unwrap_or(2))?;
+    let transfers = positive("mirror.transfers", raw.transfers.unwrap_or(8))?;
+    let per_artifact = part_size * (part_uploads as u64 + 1);
+    let buffer_budget = raw.buffer_budget.map(|s| s.0).unwrap_or(64 * 1024 * 1024);
+    if buffer_budget < per_artifact {
+        return Err(ConfigError::invalid(
+            "mirror.buffer_budget",
+            format!(
+                "{} cannot hold one large artifact in flight, which needs part_size x (part_uploads + 1) = {}; \
+                 raise buffer_budget or lower part_size/part_uploads",
+                ByteSize(buffer_budget).display().iec(),
+                ByteSize(per_artifact).display().iec()
+            ),
+        ));
+    }
+    let mut results = Vec::new();
+    for r in raw.results.unwrap_or_default() {
+        let up = r.trim().to_ascii_uppercase();
+        if !RESULTS.contains(&up.as_str()) {
+            return Err(ConfigError::invalid(
+                "mirror.results",
+                format!(
+                    "'{r}' is not a Jenkins build result; use any of {}",
+                    RESULTS.join(", ")
+                ),
+            ));
+        }
+        results.push(up);
+    }
+    let poll_interval = env
+        .layer(flags.poll_interval, &[], raw.poll_interval.map(|d| d.0))?
+        .unwrap_or(Duration::from_secs(60));
+    if poll_interval < Duration::from_millis(100) {
+        return Err(ConfigError::invalid(
+            "mirror.poll_interval",
+            "must be at least 100ms",
+        ));
+    }
+    let max_attempts = raw.max_attempts.unwrap_or(5);
+    if max_attempts == 0 {
+        return Err(ConfigError::invalid(
+            "mirror.max_attempts",
+            "must be at least 1",
+        ));
+    }
+    Ok(MirrorConfig {
+        poll_interval,
+        backfill: raw.backfill.unwrap_or_default(),
+        results,
+        max_attempts,
+        retry_backoff: secs_or(raw.retry_backoff, 60),
+        transfers,
+        part_size,
+        part_uploads,
+        buffer_budget,
+        shutdown_grace: secs_or(raw.shutdown_grace, 30),
+        verify_fingerprints: raw.verify_fingerprints.unwrap_or(true),
+        listen: match env.layer(flags.listen.clone(), &[], raw.listen)? {
+            Some(a) => Some(a.trim().parse().map_err(|_| {
+                ConfigError::invalid(
+                    "mirror.listen",
+                    format!("'{a}' is not a socket address; write e.g. \"127.0.0.1:9184\" or \"[::]:9184\""),
+                )
+            })?),
+            None => None,
+        },
+        retention_interval: match raw.retention_interval.map(|d| d.0) {
+            Some(d) if d < Duration::from_secs(1) => {
+                return Err(ConfigError::invalid(
+                    "mirror.retention_interval",
+                    "must be at least 1s",
+                ));
+            }
+            Some(d) => d,
+            None => Duration::from_secs(3600),
+        },
+        worker_id: match raw.worker_id {
+            Some(id) => {
+                validate_source_name(&id)
+                    .map_err(|m| ConfigError::invalid("mirror.worker_id", m))?;
+                id
+            }
+            None => hostname(),
+        },
+    })
+}
+
+/// The host name (`/proc/sys/kernel/hostname`), reduced to the characters a worker id may hold.
+fn hostname() -> String {
+    let name: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    if name.is_empty() || name == "." || name == ".." {
+        "jam".into()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{Config, parse_toml};
+
+    fn env() -> Env<'static> {
+        crate::config::layer::env(&[])
+    }
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        let raw = parse_toml(
+            Path::new("c.toml"),
+            "[mirror]\npoll_interval = \"90s\"\npart_size = \"16 MiB\"\nbuffer_budget = 67108864\n",
+        )
+        .unwrap();
+        let cfg = Config::from_raw(raw, None, &Overrides::default(), &env()).unwrap();
+        assert_eq!(cfg.mirror.poll_interval, Duration::from_secs(90));
+        assert_eq!(cfg.mirror.part_size, 16 * 1024 * 1024);
+        assert_eq!(cfg.mirror.buffer_budget, 64 * 1024 * 1024);
+        let err =
+            parse_toml(Path::new("c.toml"), "[mirror]\npoll_interval = \"soon\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("'soon' is not a duration"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn impossible_limits_are_refused() {
+        for (text, key) in [
+            ("[mirror]\ntransfers = 0\n", "mirror.transfers"),
+            ("[mirror]\npart_size = \"1 MiB\"\n", "mirror.part_size"),
+            (
+                "[mirror]\nbuffer_budget = \"8 MiB\"\n",
+                "mirror.buffer_budget",
+            ),
+            ("[mirror]\nresults = [\"GREEN\"]\n", "mirror.results"),
+        ] {
+            let raw = parse_toml(Path::new("c.toml"), text).unwrap();
+            let err = Config::from_raw(raw, None, &Overrides::default(), &env()).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let raw = parse_toml(
+            Path::new("c.toml"),
+            "[mirror]\npoll_interval = \"90s\"\nlisten = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            poll_interval: Some(Duration::from_secs(5)),
+            listen: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        let m = Config::from_raw(raw, None, &flags, &env()).unwrap().mirror;
+        assert_eq!(m.poll_interval, Duration::from_secs(5));
+        assert_eq!(m.listen, Some("127.0.0.1:2".parse().unwrap()));
+    }
+}
