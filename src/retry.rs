@@ -7,6 +7,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The longest `Retry-After` jam honours.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
+/// How a wait is spread around its nominal length, so that retries from many clients do not line up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jitter {
+    /// A random point in the upper half, `[d/2, d]`: waits never collapse to zero.
+    UpperHalf,
+    /// A random point within `percent` % either side, `[d·(1-p), d·(1+p)]` (still capped).
+    Around {
+        /// The spread, in percent of the nominal wait.
+        percent: u8,
+    },
+}
+
 /// How many attempts an operation gets and how long it waits between them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -14,18 +26,27 @@ pub struct RetryPolicy {
     pub attempts: u32,
     /// The wait before the second attempt, before jitter.
     pub first: Duration,
-    /// The longest wait, before jitter.
+    /// The longest wait, jitter included.
     pub cap: Duration,
+    /// How waits are spread.
+    pub jitter: Jitter,
 }
 
 impl RetryPolicy {
-    /// A policy of `attempts` attempts with waits growing from `first` up to `cap`.
+    /// A policy of `attempts` attempts with waits growing from `first` up to `cap`, jittered in their
+    /// upper half.
     pub const fn new(attempts: u32, first: Duration, cap: Duration) -> RetryPolicy {
         RetryPolicy {
             attempts,
             first,
             cap,
+            jitter: Jitter::UpperHalf,
         }
+    }
+
+    /// The same policy with another jitter.
+    pub const fn with_jitter(self, jitter: Jitter) -> RetryPolicy {
+        RetryPolicy { jitter, ..self }
     }
 
     /// Whether attempt number `attempt` (1-based) may be followed by another.
@@ -34,15 +55,21 @@ impl RetryPolicy {
     }
 
     /// The wait after failed attempt number `attempt` (1-based): `first × 2^(attempt-1)`, capped at `cap`,
-    /// with jitter (a random point in its upper half, so waits never collapse to zero and retries from many
-    /// clients spread out); `retry_after` from the server, when given, is a lower bound (capped at
-    /// [`MAX_RETRY_AFTER`]).
+    /// then jittered (see [`Jitter`]) and capped again; `retry_after` from the server, when given, is a
+    /// lower bound (capped at [`MAX_RETRY_AFTER`]).
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let exp = self
             .first
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
             .min(self.cap);
-        let jittered = exp.mul_f64(rand::random_range(0.5..=1.0));
+        let factor = match self.jitter {
+            Jitter::UpperHalf => rand::random_range(0.5..=1.0),
+            Jitter::Around { percent } => {
+                let p = f64::from(percent.min(100)) / 100.0;
+                rand::random_range(1.0 - p..=1.0 + p)
+            }
+        };
+        let jittered = exp.mul_f64(factor).min(self.cap);
         match retry_after {
             Some(ra) => ra.min(MAX_RETRY_AFTER).max(jittered),
             None => jittered,
@@ -97,6 +124,28 @@ mod tests {
             Duration::from_secs(3)
         );
         assert!(policy.allows_another(7) && !policy.allows_another(8));
+    }
+
+    #[test]
+    fn spread_jitter_stays_around_the_nominal_wait_and_under_the_cap() {
+        let first = Duration::from_secs(60);
+        let cap = Duration::from_secs(6 * 3600);
+        let policy = RetryPolicy::new(30, first, cap).with_jitter(Jitter::Around { percent: 25 });
+        for attempt in 1..10 {
+            let d = policy.delay(attempt, None);
+            let exp = first * (1 << (attempt - 1));
+            assert!(
+                d >= exp.mul_f64(0.75) && d <= exp.mul_f64(1.25),
+                "attempt {attempt}: {d:?} vs {exp:?}"
+            );
+        }
+        for attempt in 10..30 {
+            let d = policy.delay(attempt, None);
+            assert!(
+                d <= cap && d >= cap.mul_f64(0.75),
+                "attempt {attempt}: {d:?}"
+            );
+        }
     }
 
     #[test]
