@@ -1,5 +1,5 @@
-//! Writing resolved artifacts to local files (or one to a writer), every byte verified, with temporary
-//! names renamed into place only when size and digest match.
+//! Writing resolved artifacts to local files (or one to a writer), every byte read through the integrity
+//! module's verified stream, with temporary names renamed into place only when size and digests match.
 
 use std::{
     collections::BTreeMap,
@@ -19,7 +19,9 @@ use super::{
 };
 use crate::{
     format::layout::{UnsafePath, check_relative_path},
-    integrity::Hasher,
+    integrity::{
+        Check, IntegrityError, Md5Check, Origin, StreamError, VerifiedStream, stored_size,
+    },
     jenkins::JenkinsClient,
     store::Store,
 };
@@ -300,51 +302,31 @@ impl Fetcher {
         })
     }
 
+    /// Streams one artifact through a [`VerifiedStream`] into `w`: its length (the manifest's or the
+    /// announced one), its SHA-256 (the manifest's) and its MD5 (the Jenkins fingerprints) are checked, and a
+    /// failed check ends the copy with an error before the caller can rename anything.
     async fn copy<W: AsyncWrite + Unpin>(
         &self,
         a: &Wanted,
         w: &mut W,
     ) -> Result<(u64, String), FetchError> {
-        let (len, mut body) = self.open(a).await?;
+        let (len, origin, body) = self.open(a).await?;
         let bar = self.progress.start(&a.path, a.size.or(len));
         let result = async {
-            let mut h = Hasher::new(!a.md5.is_empty());
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk?;
-                h.update(&chunk);
+            let mut verified = VerifiedStream::new(&a.path, origin, body)
+                .expect_size(a.size.or(len))
+                .expect_sha256(a.sha256.clone())
+                .md5(md5_check(&a.md5))
+                .on_bytes(|n| bar.advance(n));
+            while let Some(chunk) = verified.next().await {
+                let chunk = chunk.map_err(FetchError::from)?;
                 w.write_all(&chunk)
                     .await
                     .map_err(io("cannot write", FsPath::new(&a.path)))?;
-                bar.advance(chunk.len() as u64);
             }
-            let got = h.finish();
-            let expected = a.size.or(len);
-            if let Some(exp) = expected
-                && exp != got.size
-            {
-                return Err(FetchError::Integrity(format!(
-                    "artifact '{}': expected {exp} bytes but {} arrived; nothing was written under its name",
-                    a.path, got.size
-                )));
-            }
-            if let Some(sha) = &a.sha256
-                && !sha.eq_ignore_ascii_case(&got.sha256)
-            {
-                return Err(FetchError::Integrity(format!(
-                    "artifact '{}': SHA-256 {} does not match the manifest's {sha}; the stored object is corrupt \
-                     (run `jam verify --deep`); nothing was written under its name",
-                    a.path, got.sha256
-                )));
-            }
-            if let Some(md5) = &got.md5
-                && !a.md5.iter().any(|m| m == md5)
-            {
-                return Err(FetchError::Integrity(format!(
-                    "artifact '{}': MD5 {md5} does not match the Jenkins fingerprint ({}); the download was corrupted",
-                    a.path,
-                    a.md5.join(", ")
-                )));
-            }
+            let got = verified
+                .into_digests()
+                .expect("a stream that ended has passed its checks");
             Ok((got.size, got.sha256))
         }
         .await;
@@ -352,22 +334,23 @@ impl Fetcher {
         result
     }
 
-    /// Opens the byte stream of an artifact; returns the length the source announced.
-    async fn open(&self, a: &Wanted) -> Result<(Option<u64>, ByteStream), FetchError> {
+    /// Opens the byte stream of an artifact; returns the length the source announced and where the bytes
+    /// come from.
+    async fn open(&self, a: &Wanted) -> Result<(Option<u64>, Origin, ByteStream), FetchError> {
         match &a.location {
             Location::Store(key) => {
                 let store = self
                     .store
                     .as_ref()
                     .ok_or_else(|| FetchError::Usage("no store to read from".into()))?;
+                let origin = Origin::Store {
+                    key: key.to_string(),
+                };
                 let r = match store.object_store().get(key).await {
                     Ok(r) => r,
                     Err(object_store::Error::NotFound { .. }) => {
-                        return Err(FetchError::Integrity(format!(
-                            "artifact '{}': the manifest lists '{key}' but the store has no such object; \
-                             run `jam verify`",
-                            a.path
-                        )));
+                        let missing = IntegrityError::artifact(&a.path, origin, Check::Missing);
+                        return Err(FetchError::Integrity(missing));
                     }
                     Err(source) => {
                         return Err(FetchError::StoreRead {
@@ -377,18 +360,13 @@ impl Fetcher {
                     }
                 };
                 let size = r.meta.size;
-                if let Some(exp) = a.size
-                    && exp != size
-                {
-                    return Err(FetchError::Integrity(format!(
-                        "artifact '{}': the manifest records {exp} bytes but '{key}' holds {size}; \
-                         run `jam verify`",
-                        a.path
-                    )));
+                if let Some(recorded) = a.size {
+                    stored_size(&a.path, key.as_ref(), recorded, size)
+                        .map_err(FetchError::Integrity)?;
                 }
                 if size >= self.ranged.min_size && self.ranged.part_size > 0 {
                     drop(r);
-                    return Ok((Some(size), self.ranged_body(store, key, size)));
+                    return Ok((Some(size), origin, self.ranged_body(store, key, size)));
                 }
                 let k = key.to_string();
                 let body = r
@@ -398,7 +376,7 @@ impl Fetcher {
                         source,
                     })
                     .boxed();
-                Ok((Some(size), body))
+                Ok((Some(size), origin, body))
             }
             Location::Jenkins(url) => {
                 let client = self
@@ -406,7 +384,12 @@ impl Fetcher {
                     .as_ref()
                     .ok_or_else(|| FetchError::Usage("no Jenkins to read from".into()))?;
                 let d = client.download(url).await?;
-                Ok((d.content_length, d.body.map_err(FetchError::from).boxed()))
+                let origin = Origin::Jenkins { url: d.url };
+                Ok((
+                    d.content_length,
+                    origin,
+                    d.body.map_err(FetchError::from).boxed(),
+                ))
             }
         }
     }
@@ -440,7 +423,17 @@ impl Fetcher {
     }
 }
 
-/// Whether `dest` already holds the artifact: its SHA-256 (or, from Jenkins, its MD5 fingerprint) matches.
+impl From<StreamError<FetchError>> for FetchError {
+    fn from(e: StreamError<FetchError>) -> FetchError {
+        match e {
+            StreamError::Source(e) => e,
+            StreamError::Integrity(e) => FetchError::Integrity(e),
+        }
+    }
+}
+
+/// Whether `dest` already holds the artifact: read through a [`VerifiedStream`], it has the recorded size
+/// and SHA-256 (or, from Jenkins, where no SHA-256 is recorded, its one MD5 fingerprint).
 async fn already_present(a: &Wanted, dest: &FsPath) -> Result<Option<(u64, String)>, FetchError> {
     let meta = match tokio::fs::metadata(dest).await {
         Ok(m) if m.is_file() => m,
@@ -452,25 +445,47 @@ async fn already_present(a: &Wanted, dest: &FsPath) -> Result<Option<(u64, Strin
     if a.size.is_some_and(|s| s != meta.len()) {
         return Ok(None);
     }
-    let mut f = tokio::fs::File::open(dest)
+    let file = tokio::fs::File::open(dest)
         .await
         .map_err(io("cannot read", dest))?;
-    let mut h = Hasher::new(a.sha256.is_none());
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).await.map_err(io("cannot read", dest))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let got = h.finish();
-    let same = match (&a.sha256, &got.md5) {
-        (Some(sha), _) => sha.eq_ignore_ascii_case(&got.sha256),
-        (None, Some(md5)) => a.md5.iter().any(|m| m == md5),
-        (None, None) => false,
+    let origin = Origin::File {
+        path: dest.to_path_buf(),
     };
-    Ok(same.then_some((got.size, got.sha256)))
+    let mut verified = VerifiedStream::new(&a.path, origin, read_file(file))
+        .expect_size(a.size)
+        .expect_sha256(a.sha256.clone())
+        .md5(if a.sha256.is_none() {
+            md5_check(&a.md5)
+        } else {
+            Md5Check::Off
+        });
+    while let Some(chunk) = verified.next().await {
+        match chunk {
+            Ok(_) => {}
+            Err(StreamError::Integrity(_)) => return Ok(None),
+            Err(StreamError::Source(e)) => return Err(io("cannot read", dest)(e)),
+        }
+    }
+    Ok(verified.into_digests().map(|d| (d.size, d.sha256)))
+}
+
+/// A local file as a byte stream, in 256 KiB chunks.
+fn read_file(file: tokio::fs::File) -> BoxStream<'static, std::io::Result<Bytes>> {
+    futures::stream::try_unfold(file, |mut file| async move {
+        let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
+        let n = file.read_buf(&mut buf).await?;
+        Ok((n > 0).then(|| (buf.freeze(), file)))
+    })
+    .boxed()
+}
+
+/// The MD5 check for an artifact's fingerprints (none recorded: none computed).
+fn md5_check(fingerprints: &[String]) -> Md5Check {
+    if fingerprints.is_empty() {
+        Md5Check::Off
+    } else {
+        Md5Check::OneOf(fingerprints.to_vec())
+    }
 }
 
 /// Removes a temporary file when dropped, unless it was renamed into place.
