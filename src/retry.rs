@@ -1,6 +1,31 @@
 //! The one retry policy: exponential backoff with jitter, a cap, and a server's `Retry-After` honoured as
-//! a lower bound. The Jenkins client, the artifact transfers and the worker's build attempts all wait with
-//! it; each failure is retried at one level only (see `ARCHITECTURE.md`, "Retries").
+//! a lower bound. The Jenkins client, the artifact transfers, the compare-and-swap updates and the
+//! worker's build attempts all wait with a [`RetryPolicy`]; the store's own requests are retried by
+//! object_store, configured explicitly (`store::request_retry`).
+//!
+//! # Who retries what
+//!
+//! Each failure is retried at exactly one level; the levels do not stack, except that a build attempt
+//! that fails after its level gave up is tried again as a whole, on a later cycle (the last row).
+//!
+//! | failure | retried by | attempts | waits | bound on one attempt's retries |
+//! |---|---|---|---|---|
+//! | a Jenkins request (an API call, or opening an artifact download) answered 5xx, 429 or 408, or a connection error or timeout | the Jenkins client (`jenkins`) | `[[jenkins]] retries` (5) | 0.5 s doubling up to 60 s, upper-half jitter; `Retry-After` up to 10 min | 5 requests, each bounded by `connect_timeout` (10 s) and, for API calls, `api_timeout` (120 s); waits 7.5 s at most without `Retry-After` |
+//! | an API answer whose body breaks off or ends mid-document | the Jenkins client | `retries` (5) | as above | as above |
+//! | an artifact body that breaks mid-stream, arrives short or long of its `Content-Length`, or whose MD5 matches no fingerprint under the build-level rule | the transfer loop (`mirror::build`, `TRANSFER_RETRY`) | 3 per artifact, for all three causes together | 0.4 s doubling up to 5 s, upper-half jitter | 3 downloads; each ends on the first idle `read_timeout` (60 s); waits 1.2 s at most |
+//! | a store request (a PUT, a part, a completion, a read, a listing), on S3 | object_store (`store::request_retry`) | 11 (10 retries) | 100 ms, ×2 up to 15 s, decorrelated jitter | no retry starts after 180 s: about 195 s + `store.request_timeout` |
+//! | a compare-and-swap conflict in `Store::update` (another writer came first) | `Store::update` (`store::CONFLICT_RETRY`) | 64 | 10 ms doubling up to 50 ms, upper-half jitter | 64 reads and conditional writes, waits about 3 s at most |
+//! | a build attempt that failed for any of the reasons above (or a store failure, or a 5xx after the client's retries) | the worker (`mirror::schedule`) | `mirror.max_attempts` (5) | `mirror.retry_backoff` (60 s) doubling, ±25 %, at most 6 h | the build is recorded as failed in the job's index after the last attempt |
+//!
+//! Never retried: 401 (the token is wrong), 403, 404 (a build deleted meanwhile is recorded as missed), an
+//! unsafe artifact path, a shutdown. The commands (`jam fetch`, `ls`, `verify`, `prune`) have only the
+//! Jenkins client's, object_store's and (`prune`) the compare-and-swap rows: a failed download fails the
+//! command.
+//!
+//! So, with the defaults, in total: a Jenkins controller answering 503 to an artifact download sees 5
+//! requests per build attempt, 25 over the build's 5 attempts; an artifact whose body keeps breaking is
+//! downloaded 3 times per build attempt, 15 in all; an S3 endpoint failing every request sees 11 tries
+//! of the first request per build attempt, 55 in all, before the build is recorded as failed.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
