@@ -99,7 +99,8 @@ pub struct Fetcher {
     store: Option<Store>,
     jenkins: Option<JenkinsClient>,
     progress: Arc<dyn Progress>,
-    ranged: RangedReads,
+    /// How large store objects are read (Jenkins downloads are one stream).
+    ranged: Option<RangedReads>,
 }
 
 /// Parallel ranged reads of large store objects: the object is read as `part_size` ranges, `parallel` at a
@@ -115,11 +116,13 @@ pub struct RangedReads {
     pub parallel: usize,
 }
 
-impl Default for RangedReads {
-    fn default() -> Self {
+impl RangedReads {
+    /// Ranges of the store's part size (`mirror.part_size`, the size jam writes parts in), 4 at a time, for
+    /// objects of 64 MiB or more.
+    pub fn new(part_size: u64) -> RangedReads {
         RangedReads {
             min_size: 64 * 1024 * 1024,
-            part_size: 8 * 1024 * 1024,
+            part_size,
             parallel: 4,
         }
     }
@@ -137,13 +140,13 @@ impl std::fmt::Debug for Fetcher {
 type ByteStream = BoxStream<'static, Result<Bytes, FetchError>>;
 
 impl Fetcher {
-    /// A fetcher reading from the store.
-    pub fn from_store(store: Store) -> Fetcher {
+    /// A fetcher reading from the store, large objects in ranges of `part_size` (`mirror.part_size`).
+    pub fn from_store(store: Store, part_size: u64) -> Fetcher {
         Fetcher {
             store: Some(store),
             jenkins: None,
             progress: Arc::new(NoProgress),
-            ranged: RangedReads::default(),
+            ranged: Some(RangedReads::new(part_size)),
         }
     }
 
@@ -153,13 +156,13 @@ impl Fetcher {
             store: None,
             jenkins: Some(client),
             progress: Arc::new(NoProgress),
-            ranged: RangedReads::default(),
+            ranged: None,
         }
     }
 
     /// Sets when and how large store objects are read in parallel ranges.
     pub fn with_ranged_reads(mut self, r: RangedReads) -> Fetcher {
-        self.ranged = r;
+        self.ranged = Some(r);
         self
     }
 
@@ -364,9 +367,13 @@ impl Fetcher {
                     stored_size(&a.path, key.as_ref(), recorded, size)
                         .map_err(FetchError::Integrity)?;
                 }
-                if size >= self.ranged.min_size && self.ranged.part_size > 0 {
+                if let Some(ranged) = self.ranged
+                    && size >= ranged.min_size
+                    && ranged.part_size > 0
+                {
                     drop(r);
-                    return Ok((Some(size), origin, self.ranged_body(store, key, size)));
+                    let body = ranged_body(ranged, store, key, size);
+                    return Ok((Some(size), origin, body));
                 }
                 let k = key.to_string();
                 let body = r
@@ -395,32 +402,30 @@ impl Fetcher {
     }
 }
 
-impl Fetcher {
-    /// The object as consecutive ranges read `parallel` at a time, yielded in order.
-    fn ranged_body(&self, store: &Store, key: &Path, size: u64) -> ByteStream {
-        let part = self.ranged.part_size;
-        let ranges: Vec<std::ops::Range<u64>> = (0..size.div_ceil(part))
-            .map(|i| i * part..((i + 1) * part).min(size))
-            .collect();
-        let store = store.object_store().clone();
-        let key = key.clone();
-        futures::stream::iter(ranges)
-            .map(move |r| {
-                let store = store.clone();
-                let key = key.clone();
-                async move {
-                    store
-                        .get_range(&key, r)
-                        .await
-                        .map_err(|source| FetchError::StoreRead {
-                            key: key.to_string(),
-                            source,
-                        })
-                }
-            })
-            .buffered(self.ranged.parallel.max(1))
-            .boxed()
-    }
+/// The object as consecutive ranges read `parallel` at a time, yielded in order.
+fn ranged_body(ranged: RangedReads, store: &Store, key: &Path, size: u64) -> ByteStream {
+    let part = ranged.part_size;
+    let ranges: Vec<std::ops::Range<u64>> = (0..size.div_ceil(part))
+        .map(|i| i * part..((i + 1) * part).min(size))
+        .collect();
+    let store = store.object_store().clone();
+    let key = key.clone();
+    futures::stream::iter(ranges)
+        .map(move |r| {
+            let store = store.clone();
+            let key = key.clone();
+            async move {
+                store
+                    .get_range(&key, r)
+                    .await
+                    .map_err(|source| FetchError::StoreRead {
+                        key: key.to_string(),
+                        source,
+                    })
+            }
+        })
+        .buffered(ranged.parallel.max(1))
+        .boxed()
 }
 
 impl From<StreamError<FetchError>> for FetchError {

@@ -1183,7 +1183,7 @@ async fn large_objects_are_read_in_parallel_ranges_and_still_verified() {
     ))
     .unwrap();
     let catalog = Catalog::new(store.clone());
-    let fetcher = fetch::Fetcher::from_store(store).with_ranged_reads(fetch::RangedReads {
+    let fetcher = fetch::Fetcher::from_store(store, 700).with_ranged_reads(fetch::RangedReads {
         min_size: 1000,
         part_size: 700,
         parallel: 3,
