@@ -339,7 +339,8 @@ impl BuildTask {
 
 /// The one way down of an artifact's bytes: the download's body, read through a [`VerifiedStream`] (its
 /// length checked, its MD5 computed when `md5` is set), written by the store's [`Store::put_stream`]. The
-/// store pulls the bytes: mirror → integrity → store, each entered once.
+/// store pulls the bytes: mirror → integrity → store, each entered once (a test below checks it on the
+/// call stack).
 async fn write_download(
     store: &Store,
     key: &object_store::path::Path,
@@ -379,5 +380,102 @@ async fn write_download(
             })))
         }
         Err(TransferError::Journal(e)) => Err(Attempt::Final(transfer(TransferError::Journal(e)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Mutex, task::Poll};
+
+    use bytes::Bytes;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::{
+        config::StoreConfig,
+        store::write::{ByteBudget, TransferLimits},
+    };
+
+    /// The first line of this test module: frames below it are test code.
+    const TESTS_FROM: u32 = line!();
+
+    /// The crate's top-level modules on a call stack, by the source file of each frame, innermost first,
+    /// consecutive repeats merged; frames of this test module and of other crates are left out.
+    fn modules_on(trace: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for line in trace.lines() {
+            let Some(at) = line.trim_start().strip_prefix("at ") else {
+                continue;
+            };
+            let Some((_, file)) = at
+                .split_once("./src/")
+                .or_else(|| at.split_once(concat!(env!("CARGO_MANIFEST_DIR"), "/src/")))
+            else {
+                continue;
+            };
+            let mut parts = file.split(':');
+            let path = parts.next().unwrap_or_default();
+            let line_no: u32 = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            if path == "mirror/build.rs" && line_no >= TESTS_FROM {
+                continue;
+            }
+            let module = path
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(".rs");
+            if out.last().map(String::as_str) != Some(module) {
+                out.push(module.to_string());
+            }
+        }
+        out
+    }
+
+    /// Follows the bytes from the mirror's build task to the store write, on the call stack of the moment
+    /// the store first pulls a chunk of the download: the store's write pulls from the verified stream,
+    /// which pulls from the download, and each of mirror, integrity and store is entered exactly once.
+    #[tokio::test]
+    async fn the_bytes_take_one_way_down_through_each_module_once() {
+        let trace: Arc<Mutex<Option<String>>> = Arc::default();
+        let seen = trace.clone();
+        let mut sent = false;
+        let body = futures::stream::poll_fn(move |_| {
+            if std::mem::replace(&mut sent, true) {
+                return Poll::Ready(None);
+            }
+            let bt = std::backtrace::Backtrace::force_capture().to_string();
+            *seen.lock().unwrap() = Some(bt);
+            Poll::Ready(Some(Ok(Bytes::from_static(b"hello"))))
+        });
+        let dl = Download {
+            content_length: Some(5),
+            url: "http://ci.invalid/job/app/1/artifact/a.bin".into(),
+            body: Box::pin(body),
+        };
+        let store = Store::open(&StoreConfig::new("memory://")).unwrap();
+        let limits = TransferLimits {
+            part_size: 5 << 20,
+            part_uploads: 2,
+            budget: ByteBudget::new(64 << 20),
+        };
+        let cancel = CancellationToken::new();
+        let write = StreamWrite {
+            length: dl.content_length,
+            limits: &limits,
+            journal: None,
+            cancel: &cancel,
+        };
+        let key = layout::path("ci/job/app/1/artifact/a.bin");
+        let Ok(d) = write_download(&store, &key, "a.bin", dl, write, true, |_| {}).await else {
+            panic!("the write failed");
+        };
+        assert_eq!((d.size, d.md5.is_some()), (5, true));
+        assert_eq!(&store.get(&key).await.unwrap().unwrap().0[..], b"hello");
+        let trace = trace.lock().unwrap().take().expect("the body was polled");
+        assert_eq!(
+            modules_on(&trace),
+            ["integrity", "store", "mirror"],
+            "innermost first:\n{trace}"
+        );
     }
 }
