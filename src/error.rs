@@ -4,7 +4,9 @@
 //! Jenkins URL, a store key); [`Error`] gathers them so callers can tell classes of failure apart, and
 //! [`Error::exit_code`] maps each class onto the stable exit codes documented in the README.
 
-use crate::{config::ConfigError, jenkins::JenkinsError, store::StoreError};
+use crate::{
+    config::ConfigError, integrity::IntegrityError, jenkins::JenkinsError, store::StoreError,
+};
 
 /// Stable process exit codes (documented in the README and `jam --help`).
 pub mod exit {
@@ -39,9 +41,10 @@ pub enum Error {
     /// A job, build or artifact does not exist (in the mirror or in Jenkins).
     #[error("{0}")]
     NotFound(String),
-    /// Bytes did not match their recorded size or digest.
-    #[error("{0}")]
-    Integrity(String),
+    /// Bytes did not match their recorded size or digest (which artifact, which check, expected and
+    /// found), or the archive's records contradict each other.
+    #[error(transparent)]
+    Integrity(IntegrityError),
     /// A local file operation failed.
     #[error("{what} '{path}': {source}")]
     Io {

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use serde::Serialize;
 
@@ -17,8 +17,8 @@ use crate::{
     archive::catalog::{Catalog, CatalogError},
     error::exit,
     format::layout::{self, JobPath, Layout, PERMALINKS},
-    format::manifest::{JobIndex, Manifest, Pointer, parse_sha256sums},
-    integrity::Hasher,
+    format::manifest::{ArtifactEntry, JobIndex, Manifest, Pointer, parse_sha256sums},
+    integrity::{Check, IntegrityError, Origin, StreamError, VerifiedStream, stored_size},
     store::Store,
 };
 
@@ -428,29 +428,14 @@ async fn verify_build(
         }
         let key = layout::path(&art.key);
         if opts.deep {
-            match read_back(store, &key).await {
-                Ok(None) => a.problems.push(problem(
-                    &art.key,
-                    ProblemKind::Missing,
-                    "the object does not exist",
-                )),
-                Ok(Some((size, sha))) => {
-                    a.bytes_read += size;
-                    if size != art.size {
-                        a.problems.push(problem(
-                            &art.key,
-                            ProblemKind::Size,
-                            format!("holds {size} bytes; the manifest records {}", art.size),
-                        ));
-                    } else if !sha.eq_ignore_ascii_case(&art.sha256) {
-                        a.problems.push(problem(
-                            &art.key,
-                            ProblemKind::Checksum,
-                            format!("SHA-256 is {sha}; the manifest records {}", art.sha256),
-                        ));
-                    }
+            let (read, outcome) = read_back(store, &key, art).await;
+            a.bytes_read += read;
+            match outcome {
+                Ok(()) => {}
+                Err(ReadBack::Bad(e)) => a.problems.push(integrity_problem(&art.key, &e)),
+                Err(ReadBack::Failed(e)) => {
+                    a.problems.push(problem(&art.key, ProblemKind::Error, e))
                 }
-                Err(e) => a.problems.push(problem(&art.key, ProblemKind::Error, e)),
             }
         } else {
             match store.head(&key).await {
@@ -478,25 +463,68 @@ async fn verify_build(
     a
 }
 
-/// Reads an object back: its size and SHA-256; `None` if it does not exist.
+/// Why a read-back found no good object.
+enum ReadBack {
+    /// The object is missing, or its bytes fail a check.
+    Bad(IntegrityError),
+    /// The store failed.
+    Failed(String),
+}
+
+/// Reads an object back through a [`VerifiedStream`], checking it against the manifest's size and
+/// SHA-256; returns the bytes read, and whether the object passed.
 async fn read_back(
     store: &Store,
     key: &object_store::path::Path,
-) -> Result<Option<(u64, String)>, String> {
+    art: &ArtifactEntry,
+) -> (u64, Result<(), ReadBack>) {
+    let origin = Origin::Store {
+        key: art.key.clone(),
+    };
     let r = match store.object_store().get(key).await {
         Ok(r) => r,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(format!("read failed: {e}")),
+        Err(object_store::Error::NotFound { .. }) => {
+            let missing = IntegrityError::artifact(&art.path, origin, Check::Missing);
+            return (0, Err(ReadBack::Bad(missing)));
+        }
+        Err(e) => return (0, Err(ReadBack::Failed(format!("read failed: {e}")))),
     };
-    let mut body = r.into_stream();
-    let mut h = Hasher::new(false);
-    while let Some(chunk) = body
-        .try_next()
-        .await
-        .map_err(|e| format!("read failed: {e}"))?
-    {
-        h.update(&chunk);
+    if let Err(e) = stored_size(&art.path, &art.key, art.size, r.meta.size) {
+        return (0, Err(ReadBack::Bad(e)));
     }
-    let t = h.finish();
-    Ok(Some((t.size, t.sha256)))
+    let mut read = 0;
+    let mut verified = VerifiedStream::new(&art.path, origin, r.into_stream())
+        .expect_size(Some(art.size))
+        .expect_sha256(Some(art.sha256.clone()))
+        .on_bytes(|n| read += n);
+    let mut outcome = Ok(());
+    while let Some(chunk) = verified.next().await {
+        match chunk {
+            Ok(_) => {}
+            Err(StreamError::Integrity(e)) => outcome = Err(ReadBack::Bad(e)),
+            Err(StreamError::Source(e)) => {
+                outcome = Err(ReadBack::Failed(format!("read failed: {e}")))
+            }
+        }
+    }
+    drop(verified);
+    (read, outcome)
+}
+
+/// The audit's problem for an object that fails a check.
+fn integrity_problem(key: &str, e: &IntegrityError) -> Problem {
+    match e.check() {
+        Some(Check::Missing) => problem(key, ProblemKind::Missing, "the object does not exist"),
+        Some(Check::Length { expected, actual }) => problem(
+            key,
+            ProblemKind::Size,
+            format!("holds {actual} bytes; the manifest records {expected}"),
+        ),
+        Some(Check::Sha256 { expected, actual }) => problem(
+            key,
+            ProblemKind::Checksum,
+            format!("SHA-256 is {actual}; the manifest records {expected}"),
+        ),
+        _ => problem(key, ProblemKind::Error, e.to_string()),
+    }
 }

@@ -139,7 +139,7 @@ pub fn run(args: FetchArgs, mut flags: Overrides) -> crate::Result<u8> {
                 )
                 .await?;
                 let r = fetch::resolve_from_mirror(&catalog, &source, &job_arg, build).await?;
-                (r, Fetcher::from_store(store))
+                (r, Fetcher::from_store(store, cfg.mirror.part_size))
             }
             From::Jenkins => {
                 let source =

@@ -1,5 +1,5 @@
-//! Writing resolved artifacts to local files (or one to a writer), every byte verified, with temporary
-//! names renamed into place only when size and digest match.
+//! Writing resolved artifacts to local files (or one to a writer), every byte read through the integrity
+//! module's verified stream, with temporary names renamed into place only when size and digests match.
 
 use std::{
     collections::BTreeMap,
@@ -19,7 +19,9 @@ use super::{
 };
 use crate::{
     format::layout::{UnsafePath, check_relative_path},
-    integrity::Hasher,
+    integrity::{
+        Check, IntegrityError, Md5Check, Origin, StreamError, VerifiedStream, stored_size,
+    },
     jenkins::JenkinsClient,
     store::Store,
 };
@@ -97,7 +99,8 @@ pub struct Fetcher {
     store: Option<Store>,
     jenkins: Option<JenkinsClient>,
     progress: Arc<dyn Progress>,
-    ranged: RangedReads,
+    /// How large store objects are read (Jenkins downloads are one stream).
+    ranged: Option<RangedReads>,
 }
 
 /// Parallel ranged reads of large store objects: the object is read as `part_size` ranges, `parallel` at a
@@ -113,11 +116,13 @@ pub struct RangedReads {
     pub parallel: usize,
 }
 
-impl Default for RangedReads {
-    fn default() -> Self {
+impl RangedReads {
+    /// Ranges of the store's part size (`mirror.part_size`, the size jam writes parts in), 4 at a time, for
+    /// objects of 64 MiB or more.
+    pub fn new(part_size: u64) -> RangedReads {
         RangedReads {
             min_size: 64 * 1024 * 1024,
-            part_size: 8 * 1024 * 1024,
+            part_size,
             parallel: 4,
         }
     }
@@ -135,13 +140,13 @@ impl std::fmt::Debug for Fetcher {
 type ByteStream = BoxStream<'static, Result<Bytes, FetchError>>;
 
 impl Fetcher {
-    /// A fetcher reading from the store.
-    pub fn from_store(store: Store) -> Fetcher {
+    /// A fetcher reading from the store, large objects in ranges of `part_size` (`mirror.part_size`).
+    pub fn from_store(store: Store, part_size: u64) -> Fetcher {
         Fetcher {
             store: Some(store),
             jenkins: None,
             progress: Arc::new(NoProgress),
-            ranged: RangedReads::default(),
+            ranged: Some(RangedReads::new(part_size)),
         }
     }
 
@@ -151,13 +156,13 @@ impl Fetcher {
             store: None,
             jenkins: Some(client),
             progress: Arc::new(NoProgress),
-            ranged: RangedReads::default(),
+            ranged: None,
         }
     }
 
     /// Sets when and how large store objects are read in parallel ranges.
     pub fn with_ranged_reads(mut self, r: RangedReads) -> Fetcher {
-        self.ranged = r;
+        self.ranged = Some(r);
         self
     }
 
@@ -300,51 +305,31 @@ impl Fetcher {
         })
     }
 
+    /// Streams one artifact through a [`VerifiedStream`] into `w`: its length (the manifest's or the
+    /// announced one), its SHA-256 (the manifest's) and its MD5 (the Jenkins fingerprints) are checked, and a
+    /// failed check ends the copy with an error before the caller can rename anything.
     async fn copy<W: AsyncWrite + Unpin>(
         &self,
         a: &Wanted,
         w: &mut W,
     ) -> Result<(u64, String), FetchError> {
-        let (len, mut body) = self.open(a).await?;
+        let (len, origin, body) = self.open(a).await?;
         let bar = self.progress.start(&a.path, a.size.or(len));
         let result = async {
-            let mut h = Hasher::new(!a.md5.is_empty());
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk?;
-                h.update(&chunk);
+            let mut verified = VerifiedStream::new(&a.path, origin, body)
+                .expect_size(a.size.or(len))
+                .expect_sha256(a.sha256.clone())
+                .md5(md5_check(&a.md5))
+                .on_bytes(|n| bar.advance(n));
+            while let Some(chunk) = verified.next().await {
+                let chunk = chunk.map_err(FetchError::from)?;
                 w.write_all(&chunk)
                     .await
                     .map_err(io("cannot write", FsPath::new(&a.path)))?;
-                bar.advance(chunk.len() as u64);
             }
-            let got = h.finish();
-            let expected = a.size.or(len);
-            if let Some(exp) = expected
-                && exp != got.size
-            {
-                return Err(FetchError::Integrity(format!(
-                    "artifact '{}': expected {exp} bytes but {} arrived; nothing was written under its name",
-                    a.path, got.size
-                )));
-            }
-            if let Some(sha) = &a.sha256
-                && !sha.eq_ignore_ascii_case(&got.sha256)
-            {
-                return Err(FetchError::Integrity(format!(
-                    "artifact '{}': SHA-256 {} does not match the manifest's {sha}; the stored object is corrupt \
-                     (run `jam verify --deep`); nothing was written under its name",
-                    a.path, got.sha256
-                )));
-            }
-            if let Some(md5) = &got.md5
-                && !a.md5.iter().any(|m| m == md5)
-            {
-                return Err(FetchError::Integrity(format!(
-                    "artifact '{}': MD5 {md5} does not match the Jenkins fingerprint ({}); the download was corrupted",
-                    a.path,
-                    a.md5.join(", ")
-                )));
-            }
+            let got = verified
+                .into_digests()
+                .expect("a stream that ended has passed its checks");
             Ok((got.size, got.sha256))
         }
         .await;
@@ -352,22 +337,23 @@ impl Fetcher {
         result
     }
 
-    /// Opens the byte stream of an artifact; returns the length the source announced.
-    async fn open(&self, a: &Wanted) -> Result<(Option<u64>, ByteStream), FetchError> {
+    /// Opens the byte stream of an artifact; returns the length the source announced and where the bytes
+    /// come from.
+    async fn open(&self, a: &Wanted) -> Result<(Option<u64>, Origin, ByteStream), FetchError> {
         match &a.location {
             Location::Store(key) => {
                 let store = self
                     .store
                     .as_ref()
                     .ok_or_else(|| FetchError::Usage("no store to read from".into()))?;
+                let origin = Origin::Store {
+                    key: key.to_string(),
+                };
                 let r = match store.object_store().get(key).await {
                     Ok(r) => r,
                     Err(object_store::Error::NotFound { .. }) => {
-                        return Err(FetchError::Integrity(format!(
-                            "artifact '{}': the manifest lists '{key}' but the store has no such object; \
-                             run `jam verify`",
-                            a.path
-                        )));
+                        let missing = IntegrityError::artifact(&a.path, origin, Check::Missing);
+                        return Err(FetchError::Integrity(missing));
                     }
                     Err(source) => {
                         return Err(FetchError::StoreRead {
@@ -377,18 +363,17 @@ impl Fetcher {
                     }
                 };
                 let size = r.meta.size;
-                if let Some(exp) = a.size
-                    && exp != size
-                {
-                    return Err(FetchError::Integrity(format!(
-                        "artifact '{}': the manifest records {exp} bytes but '{key}' holds {size}; \
-                         run `jam verify`",
-                        a.path
-                    )));
+                if let Some(recorded) = a.size {
+                    stored_size(&a.path, key.as_ref(), recorded, size)
+                        .map_err(FetchError::Integrity)?;
                 }
-                if size >= self.ranged.min_size && self.ranged.part_size > 0 {
+                if let Some(ranged) = self.ranged
+                    && size >= ranged.min_size
+                    && ranged.part_size > 0
+                {
                     drop(r);
-                    return Ok((Some(size), self.ranged_body(store, key, size)));
+                    let body = ranged_body(ranged, store, key, size);
+                    return Ok((Some(size), origin, body));
                 }
                 let k = key.to_string();
                 let body = r
@@ -398,7 +383,7 @@ impl Fetcher {
                         source,
                     })
                     .boxed();
-                Ok((Some(size), body))
+                Ok((Some(size), origin, body))
             }
             Location::Jenkins(url) => {
                 let client = self
@@ -406,41 +391,54 @@ impl Fetcher {
                     .as_ref()
                     .ok_or_else(|| FetchError::Usage("no Jenkins to read from".into()))?;
                 let d = client.download(url).await?;
-                Ok((d.content_length, d.body.map_err(FetchError::from).boxed()))
+                let origin = Origin::Jenkins { url: d.url };
+                Ok((
+                    d.content_length,
+                    origin,
+                    d.body.map_err(FetchError::from).boxed(),
+                ))
             }
         }
     }
 }
 
-impl Fetcher {
-    /// The object as consecutive ranges read `parallel` at a time, yielded in order.
-    fn ranged_body(&self, store: &Store, key: &Path, size: u64) -> ByteStream {
-        let part = self.ranged.part_size;
-        let ranges: Vec<std::ops::Range<u64>> = (0..size.div_ceil(part))
-            .map(|i| i * part..((i + 1) * part).min(size))
-            .collect();
-        let store = store.object_store().clone();
-        let key = key.clone();
-        futures::stream::iter(ranges)
-            .map(move |r| {
-                let store = store.clone();
-                let key = key.clone();
-                async move {
-                    store
-                        .get_range(&key, r)
-                        .await
-                        .map_err(|source| FetchError::StoreRead {
-                            key: key.to_string(),
-                            source,
-                        })
-                }
-            })
-            .buffered(self.ranged.parallel.max(1))
-            .boxed()
+/// The object as consecutive ranges read `parallel` at a time, yielded in order.
+fn ranged_body(ranged: RangedReads, store: &Store, key: &Path, size: u64) -> ByteStream {
+    let part = ranged.part_size;
+    let ranges: Vec<std::ops::Range<u64>> = (0..size.div_ceil(part))
+        .map(|i| i * part..((i + 1) * part).min(size))
+        .collect();
+    let store = store.object_store().clone();
+    let key = key.clone();
+    futures::stream::iter(ranges)
+        .map(move |r| {
+            let store = store.clone();
+            let key = key.clone();
+            async move {
+                store
+                    .get_range(&key, r)
+                    .await
+                    .map_err(|source| FetchError::StoreRead {
+                        key: key.to_string(),
+                        source,
+                    })
+            }
+        })
+        .buffered(ranged.parallel.max(1))
+        .boxed()
+}
+
+impl From<StreamError<FetchError>> for FetchError {
+    fn from(e: StreamError<FetchError>) -> FetchError {
+        match e {
+            StreamError::Source(e) => e,
+            StreamError::Integrity(e) => FetchError::Integrity(e),
+        }
     }
 }
 
-/// Whether `dest` already holds the artifact: its SHA-256 (or, from Jenkins, its MD5 fingerprint) matches.
+/// Whether `dest` already holds the artifact: read through a [`VerifiedStream`], it has the recorded size
+/// and SHA-256 (or, from Jenkins, where no SHA-256 is recorded, its one MD5 fingerprint).
 async fn already_present(a: &Wanted, dest: &FsPath) -> Result<Option<(u64, String)>, FetchError> {
     let meta = match tokio::fs::metadata(dest).await {
         Ok(m) if m.is_file() => m,
@@ -452,25 +450,47 @@ async fn already_present(a: &Wanted, dest: &FsPath) -> Result<Option<(u64, Strin
     if a.size.is_some_and(|s| s != meta.len()) {
         return Ok(None);
     }
-    let mut f = tokio::fs::File::open(dest)
+    let file = tokio::fs::File::open(dest)
         .await
         .map_err(io("cannot read", dest))?;
-    let mut h = Hasher::new(a.sha256.is_none());
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).await.map_err(io("cannot read", dest))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let got = h.finish();
-    let same = match (&a.sha256, &got.md5) {
-        (Some(sha), _) => sha.eq_ignore_ascii_case(&got.sha256),
-        (None, Some(md5)) => a.md5.iter().any(|m| m == md5),
-        (None, None) => false,
+    let origin = Origin::File {
+        path: dest.to_path_buf(),
     };
-    Ok(same.then_some((got.size, got.sha256)))
+    let mut verified = VerifiedStream::new(&a.path, origin, read_file(file))
+        .expect_size(a.size)
+        .expect_sha256(a.sha256.clone())
+        .md5(if a.sha256.is_none() {
+            md5_check(&a.md5)
+        } else {
+            Md5Check::Off
+        });
+    while let Some(chunk) = verified.next().await {
+        match chunk {
+            Ok(_) => {}
+            Err(StreamError::Integrity(_)) => return Ok(None),
+            Err(StreamError::Source(e)) => return Err(io("cannot read", dest)(e)),
+        }
+    }
+    Ok(verified.into_digests().map(|d| (d.size, d.sha256)))
+}
+
+/// A local file as a byte stream, in 256 KiB chunks.
+fn read_file(file: tokio::fs::File) -> BoxStream<'static, std::io::Result<Bytes>> {
+    futures::stream::try_unfold(file, |mut file| async move {
+        let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
+        let n = file.read_buf(&mut buf).await?;
+        Ok((n > 0).then(|| (buf.freeze(), file)))
+    })
+    .boxed()
+}
+
+/// The MD5 check for an artifact's fingerprints (none recorded: none computed).
+fn md5_check(fingerprints: &[String]) -> Md5Check {
+    if fingerprints.is_empty() {
+        Md5Check::Off
+    } else {
+        Md5Check::OneOf(fingerprints.to_vec())
+    }
 }
 
 /// Removes a temporary file when dropped, unless it was renamed into place.

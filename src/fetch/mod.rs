@@ -22,8 +22,8 @@ pub mod select;
 use std::path::PathBuf;
 
 use crate::{
-    archive::catalog::CatalogError, format::layout::UnsafePath, jenkins::JenkinsError,
-    store::StoreError,
+    archive::catalog::CatalogError, format::layout::UnsafePath, integrity::IntegrityError,
+    jenkins::JenkinsError, store::StoreError,
 };
 
 pub use download::{
@@ -71,8 +71,8 @@ pub enum FetchError {
     #[error(transparent)]
     Unsafe(#[from] UnsafePath),
     /// Bytes did not match their recorded size or digest, or a listed object is missing.
-    #[error("{0}")]
-    Integrity(String),
+    #[error(transparent)]
+    Integrity(IntegrityError),
     /// Reading an artifact from the store failed.
     #[error("store read of '{key}' failed: {source}")]
     StoreRead {

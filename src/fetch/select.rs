@@ -1,10 +1,7 @@
 //! Which job, build and artifacts a `jam fetch` means: build selectors, job arguments (names or pasted
 //! URLs), and their resolution against the mirror or a controller.
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    str::FromStr,
-};
+use std::{collections::HashSet, str::FromStr};
 
 use object_store::path::Path;
 use serde::Serialize;
@@ -280,15 +277,18 @@ async fn read_build(
     let m = catalog.manifest(layout, job, number).await?;
     match (m, build) {
         (Some(m), _) if m.number == number => Ok(Some(m)),
-        (Some(m), _) => Err(FetchError::Integrity(format!(
-            "'{}' names build #{} but is stored as #{number}; run `jam verify`",
-            layout.manifest_key(job, number),
-            m.number
-        ))),
-        (None, BuildSelector::Link(link)) => Err(FetchError::Integrity(format!(
-            "'{}' points at build #{number}, which has no manifest; run `jam verify`",
-            layout.pointer_key(job, link)
-        ))),
+        (Some(m), _) => Err(FetchError::Integrity(
+            crate::integrity::IntegrityError::Records {
+                key: layout.manifest_key(job, number),
+                problem: format!("names build #{} but is stored as #{number}", m.number),
+            },
+        )),
+        (None, BuildSelector::Link(link)) => Err(FetchError::Integrity(
+            crate::integrity::IntegrityError::Records {
+                key: layout.pointer_key(job, link),
+                problem: format!("points at build #{number}, which has no manifest"),
+            },
+        )),
         (None, BuildSelector::Number(_)) => Ok(None),
     }
 }
@@ -331,31 +331,26 @@ pub async fn resolve_from_jenkins(
             what: format!("build #{number} is still running; its artifacts are not final"),
         });
     }
-    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in &details.fingerprint {
-        if let Some(n) = &f.file_name {
-            by_name
-                .entry(n.clone())
-                .or_default()
-                .push(f.hash.to_ascii_lowercase());
-        }
-    }
-    let file_name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
-    let mut name_count: BTreeMap<String, usize> = BTreeMap::new();
-    for a in &details.artifacts {
-        *name_count.entry(file_name(&a.relative_path)).or_default() += 1;
-    }
+    let file_names: Vec<&str> = details
+        .artifacts
+        .iter()
+        .map(|a| {
+            a.relative_path
+                .rsplit('/')
+                .next()
+                .unwrap_or(&a.relative_path)
+        })
+        .collect();
+    use crate::integrity::fingerprint::{self, Fingerprint};
+    let fingerprints: Vec<Fingerprint> = details
+        .fingerprint
+        .iter()
+        .map(|f| Fingerprint::new(&f.hash, f.file_name.clone()))
+        .collect();
+    let expected = fingerprint::expected_md5s(&file_names, &fingerprints);
     let mut artifacts = Vec::new();
-    for a in &details.artifacts {
+    for (a, md5) in details.artifacts.iter().zip(expected) {
         check_relative_path(&a.relative_path)?;
-        let name = file_name(&a.relative_path);
-        // A fingerprint is recorded under the name the content was first seen with; it is evidence
-        // only when the file name is unique in the build.
-        let md5 = if name_count.get(&name) == Some(&1) {
-            by_name.get(&name).cloned().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
         artifacts.push(Wanted {
             path: a.relative_path.clone(),
             size: None,

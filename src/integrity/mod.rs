@@ -1,8 +1,28 @@
-//! Integrity: the digests jam computes over every byte it moves (SHA-256 always, MD5 when a Jenkins
-//! fingerprint is to be checked), in one place, for the mirror's uploads, `jam fetch`'s downloads and
-//! `jam verify --deep`'s read-back alike.
+//! Integrity: every rule about whether bytes are the right bytes, in one place.
+//!
+//! - [`VerifiedStream`] wraps a byte stream and checks its length (the announced `Content-Length` or the
+//!   manifest's size), its SHA-256 (against the manifest's, when known) and, when asked, its MD5 (against
+//!   given Jenkins fingerprints); a failed check is yielded as an error in place of the end of the stream,
+//!   so no consumer completes an upload or renames a file with bad bytes. It reports bytes as they pass
+//!   and gives its [`Digests`] at the end. The mirror's uploads, `jam fetch`'s downloads (and its check of
+//!   files already present) and `jam verify --deep`'s read-back all read through it; nothing else hashes
+//!   artifact bytes.
+//! - [`fingerprint`]: when an MD5 is evidence of corruption, for a whole build (the mirror) and for one
+//!   artifact on its own (`jam fetch --from jenkins`).
+//! - [`IntegrityError`]: which artifact failed which check, with what was expected and what was found, and
+//!   the message users see; [`stored_size`] is the check of a stored object's size before it is read.
+//!
+//! This module imports nothing of the crate: the store, the Jenkins client and the commands hand it their
+//! bytes and take back verified ones.
 
-use md5::Md5;
+mod error;
+pub mod fingerprint;
+mod hash;
+mod stream;
+
+pub use error::{Check, IntegrityError, Origin, stored_size};
+pub use stream::{Md5Check, OnBytes, StreamError, VerifiedStream};
+
 use sha2::{Digest, Sha256};
 
 /// What a byte stream turned out to be: its length and digests.
@@ -16,48 +36,7 @@ pub struct Digests {
     pub md5: Option<String>,
 }
 
-/// SHA-256 and (optionally) MD5 of a byte stream.
-pub struct Hasher {
-    sha: Sha256,
-    md5: Option<Md5>,
-    size: u64,
-}
-
-impl Hasher {
-    /// A hasher; MD5 costs about three times SHA-256, so it runs only when `md5` is set.
-    pub fn new(md5: bool) -> Hasher {
-        Hasher {
-            sha: Sha256::new(),
-            md5: md5.then(Md5::new),
-            size: 0,
-        }
-    }
-
-    /// Feeds bytes.
-    pub fn update(&mut self, b: &[u8]) {
-        self.sha.update(b);
-        if let Some(m) = &mut self.md5 {
-            m.update(b);
-        }
-        self.size += b.len() as u64;
-    }
-
-    /// Bytes seen so far.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// The digests.
-    pub fn finish(self) -> Digests {
-        Digests {
-            size: self.size,
-            sha256: hex::encode(self.sha.finalize()),
-            md5: self.md5.map(|m| hex::encode(m.finalize())),
-        }
-    }
-}
-
-/// SHA-256 of a byte slice, lower-case hex.
+/// SHA-256 of a byte slice, lower-case hex (for small documents and tests, not artifact streams).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

@@ -2,26 +2,42 @@
 //! store concurrently and checked against the build's fingerprints, then the commit.
 
 use std::{
-    collections::{HashMap, HashSet},
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
 use futures::{StreamExt, stream::FuturesUnordered};
+use url::Url;
 
 use crate::{
     format::{
         layout::{self, JobPath, Layout},
         manifest::{ArtifactEntry, Manifest, Scm, now_rfc3339},
     },
-    jenkins::{JenkinsClient, model::BuildDetails},
+    integrity::{
+        Check, Digests, IntegrityError, Md5Check, Origin, StreamError, VerifiedStream,
+        fingerprint::{self, Fingerprint, Hashed, Verdict},
+    },
+    jenkins::{Download, JenkinsClient, model::BuildDetails, redact_url},
+    retry::RetryPolicy,
     store::{
-        Created,
-        write::{self, TransferError},
+        Created, Store,
+        write::{StreamWrite, TransferError},
     },
 };
 
 use super::{BuildError, Outcome, Shared};
+
+/// The attempts one artifact gets, over its broken, short or long downloads and its fingerprint
+/// mismatches together, and the waits between them (`crate::retry` has the whole table).
+const TRANSFER_RETRY: RetryPolicy =
+    RetryPolicy::new(3, Duration::from_millis(400), Duration::from_secs(5));
+
+/// How one transfer attempt failed: in the body (retried by the transfer loop), or otherwise (not).
+enum Attempt {
+    Retry(BuildError),
+    Final(BuildError),
+}
 
 /// One build's mirroring, as a task.
 pub(super) struct BuildTask {
@@ -72,79 +88,15 @@ impl BuildTask {
                     .artifact_key(&self.job, self.number, &a.relative_path)?,
             );
         }
-        let fingerprints: HashMap<String, Option<String>> = details
+        let fingerprints: Vec<Fingerprint> = details
             .fingerprint
             .iter()
-            .map(|f| (f.hash.to_ascii_lowercase(), f.file_name.clone()))
+            .map(|f| Fingerprint::new(&f.hash, f.file_name.clone()))
             .collect();
         let want_md5 = self.shared.cfg.verify_fingerprints && !fingerprints.is_empty();
-
-        let mut entries: Vec<Option<ArtifactEntry>> = vec![None; details.artifacts.len()];
-        let mut todo: Vec<usize> = (0..details.artifacts.len()).collect();
-        let mut round = 0;
-        while !todo.is_empty() {
-            round += 1;
-            let mut tasks: FuturesUnordered<_> = todo
-                .iter()
-                .map(|&i| {
-                    let path = details.artifacts[i].relative_path.clone();
-                    let key = keys[i].clone();
-                    async move { (i, self.transfer_artifact(&path, &key, want_md5).await) }
-                })
-                .collect();
-            while let Some((i, r)) = tasks.next().await {
-                entries[i] = Some(r?);
-            }
-            drop(tasks);
-            // Fingerprint rule: an artifact is corrupt when its MD5 matches none of the build's fingerprints
-            // while a fingerprint recorded under the artifact's own file name matches no artifact at all.
-            // Anything else (fingerprints of other files, artifacts not fingerprinted) is not evidence.
-            todo = Vec::new();
-            let mut corrupt = None;
-            if want_md5 {
-                let got: HashSet<String> = entries
-                    .iter()
-                    .flatten()
-                    .filter_map(|e| e.md5.clone())
-                    .collect();
-                for (i, e) in entries.iter_mut().enumerate() {
-                    let e = e.as_mut().expect("all transferred");
-                    let md5 = e.md5.clone().unwrap_or_default();
-                    e.fingerprint = fingerprints.contains_key(&md5);
-                    if e.fingerprint {
-                        continue;
-                    }
-                    let name = details.artifacts[i].file_name.clone().unwrap_or_else(|| {
-                        e.path.rsplit('/').next().unwrap_or(&e.path).to_string()
-                    });
-                    if let Some((hash, _)) = fingerprints
-                        .iter()
-                        .find(|(h, f)| f.as_deref() == Some(name.as_str()) && !got.contains(*h))
-                    {
-                        tracing::warn!(job = %self.job, build = self.number, artifact = %e.path, md5 = %md5, expected = %hash, "fingerprint mismatch; downloading again");
-                        corrupt = Some(BuildError::Fingerprint {
-                            path: e.path.clone(),
-                            md5,
-                            expected: hash.clone(),
-                        });
-                        todo.push(i);
-                    }
-                }
-            }
-            if let Some(err) = corrupt {
-                if round >= 3 {
-                    return Err(err);
-                }
-                self.shared
-                    .stats
-                    .artifact_retries
-                    .fetch_add(todo.len() as u64, Ordering::Relaxed);
-            }
-        }
-        let artifacts: Vec<ArtifactEntry> = entries
-            .into_iter()
-            .map(|e| e.expect("all transferred"))
-            .collect();
+        let artifacts = self
+            .transfer_all(&details, &keys, &fingerprints, want_md5)
+            .await?;
         let manifest = self.manifest(&details, artifacts);
 
         // Commit: SHA256SUMS, then the manifest (conditional create), then pointers and index.
@@ -174,93 +126,184 @@ impl BuildTask {
         Ok(Outcome::Committed(Box::new(manifest)))
     }
 
-    /// Transfers one artifact, retrying broken or short downloads a few times.
-    pub(super) async fn transfer_artifact(
+    /// Transfers every artifact of the build, then judges their MD5s against the build's fingerprints
+    /// ([`fingerprint::judge`]). An artifact found corrupt is transferred again within its attempt budget
+    /// ([`TRANSFER_RETRY`]), which its broken, short or long downloads share.
+    async fn transfer_all(
+        &self,
+        details: &BuildDetails,
+        keys: &[String],
+        fingerprints: &[Fingerprint],
+        want_md5: bool,
+    ) -> Result<Vec<ArtifactEntry>, BuildError> {
+        let count = details.artifacts.len();
+        let mut entries: Vec<Option<ArtifactEntry>> = vec![None; count];
+        let mut used = vec![0u32; count];
+        let mut todo: Vec<usize> = (0..count).collect();
+        while !todo.is_empty() {
+            let mut tasks: FuturesUnordered<_> = todo
+                .iter()
+                .map(|&i| {
+                    let path = details.artifacts[i].relative_path.as_str();
+                    let (key, after) = (keys[i].as_str(), used[i]);
+                    async move { (i, self.transfer_artifact(path, key, want_md5, after).await) }
+                })
+                .collect();
+            while let Some((i, r)) = tasks.next().await {
+                let (entry, attempts) = r?;
+                entries[i] = Some(entry);
+                used[i] = attempts;
+            }
+            drop(tasks);
+            todo = Vec::new();
+            if !want_md5 {
+                break;
+            }
+            let names: Vec<String> = details
+                .artifacts
+                .iter()
+                .map(|a| {
+                    a.file_name.clone().unwrap_or_else(|| {
+                        let p = &a.relative_path;
+                        p.rsplit('/').next().unwrap_or(p).to_string()
+                    })
+                })
+                .collect();
+            let md5s: Vec<String> = entries
+                .iter()
+                .map(|e| e.as_ref().and_then(|e| e.md5.clone()).unwrap_or_default())
+                .collect();
+            let hashed: Vec<Hashed<'_>> = names
+                .iter()
+                .zip(&md5s)
+                .map(|(file_name, md5)| Hashed { file_name, md5 })
+                .collect();
+            for (i, verdict) in fingerprint::judge(&hashed, fingerprints)
+                .into_iter()
+                .enumerate()
+            {
+                let e = entries[i].as_mut().expect("every artifact transferred");
+                e.fingerprint = verdict == Verdict::Matched;
+                let Verdict::Corrupt { expected } = verdict else {
+                    continue;
+                };
+                let url = redact_url(&self.artifact_url(&e.path));
+                let err = IntegrityError::artifact(
+                    &e.path,
+                    Origin::Jenkins { url },
+                    Check::Md5 {
+                        expected: vec![expected],
+                        actual: md5s[i].clone(),
+                    },
+                );
+                if !TRANSFER_RETRY.allows_another(used[i]) {
+                    return Err(BuildError::Integrity(err));
+                }
+                tracing::warn!(job = %self.job, build = self.number, artifact = %e.path, error = %err, "fingerprint mismatch; downloading again");
+                self.shared
+                    .stats
+                    .artifact_retries
+                    .fetch_add(1, Ordering::Relaxed);
+                todo.push(i);
+            }
+        }
+        Ok(entries
+            .into_iter()
+            .map(|e| e.expect("every artifact transferred"))
+            .collect())
+    }
+
+    fn artifact_url(&self, path: &str) -> Url {
+        self.client
+            .artifact_url(&self.job, &self.number.to_string(), path)
+    }
+
+    /// Transfers one artifact whose earlier attempts numbered `after`, attempt after attempt until one
+    /// succeeds or [`TRANSFER_RETRY`] is spent; returns the entry and the attempts used so far. Only what
+    /// went wrong in the body is retried here (a break, a wrong length or, in [`Self::transfer_all`], a
+    /// wrong MD5): a failure to open the download was retried by the Jenkins client already, and a store
+    /// failure by object_store.
+    async fn transfer_artifact(
         &self,
         path: &str,
         key: &str,
         md5: bool,
-    ) -> Result<ArtifactEntry, BuildError> {
-        let url = self
-            .client
-            .artifact_url(&self.job, &self.number.to_string(), path);
+        after: u32,
+    ) -> Result<(ArtifactEntry, u32), BuildError> {
+        let url = self.artifact_url(path);
         let obj = layout::path(key);
-        let mut attempt = 0;
+        let mut attempt = after;
         loop {
+            if attempt > 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(TRANSFER_RETRY.delay(attempt, None)) => {}
+                    _ = self.shared.abort.cancelled() => return Err(BuildError::Cancelled),
+                }
+            }
             attempt += 1;
             let _permit = tokio::select! {
                 p = self.shared.transfers.clone().acquire_owned() => p.expect("open"),
                 _ = self.shared.abort.cancelled() => return Err(BuildError::Cancelled),
             };
-            self.shared
-                .stats
-                .transfers_in_flight
-                .fetch_add(1, Ordering::Relaxed);
+            let stats = &self.shared.stats;
+            stats.transfers_in_flight.fetch_add(1, Ordering::Relaxed);
             let began = Instant::now();
-            let result = async {
-                let dl = self
-                    .client
-                    .download(&url)
-                    .await
-                    .map_err(TransferError::Source)?;
-                let stats = &self.shared.stats;
-                let incoming = write::Incoming {
-                    content_length: dl.content_length,
-                    url: dl.url,
-                    body: dl.body,
-                };
-                write::upload(
-                    &self.shared.store,
-                    &obj,
-                    incoming,
-                    &self.shared.limits,
-                    md5,
-                    Some(&self.shared.journal),
-                    &self.shared.abort,
-                    &|n| {
-                        stats.bytes.fetch_add(n, Ordering::Relaxed);
-                    },
-                )
-                .await
-            }
-            .await;
-            self.shared
-                .stats
-                .transfers_in_flight
-                .fetch_sub(1, Ordering::Relaxed);
+            let result = self.upload(&url, path, &obj, md5).await;
+            stats.transfers_in_flight.fetch_sub(1, Ordering::Relaxed);
             match result {
-                Ok(t) => {
-                    self.shared.stats.transfer_seconds.observe(began.elapsed());
-                    self.shared.stats.artifacts.fetch_add(1, Ordering::Relaxed);
-                    return Ok(ArtifactEntry {
+                Ok(d) => {
+                    stats.transfer_seconds.observe(began.elapsed());
+                    stats.artifacts.fetch_add(1, Ordering::Relaxed);
+                    let entry = ArtifactEntry {
                         path: path.to_string(),
                         key: key.to_string(),
-                        size: t.size,
-                        sha256: t.sha256,
-                        md5: t.md5,
+                        size: d.size,
+                        sha256: d.sha256,
+                        md5: d.md5,
                         fingerprint: false,
-                    });
+                    };
+                    return Ok((entry, attempt));
                 }
-                Err(TransferError::Cancelled) => return Err(BuildError::Cancelled),
-                Err(TransferError::Source(e)) if e.is_not_found() || e.is_unauthorized() => {
-                    return Err(BuildError::Jenkins(e));
-                }
-                Err(e) if attempt < 3 => {
-                    self.shared
-                        .stats
-                        .artifact_retries
-                        .fetch_add(1, Ordering::Relaxed);
+                Err(Attempt::Retry(e)) if TRANSFER_RETRY.allows_another(attempt) => {
+                    stats.artifact_retries.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(job = %self.job, build = self.number, artifact = %path, attempt, error = %e, "artifact transfer failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * (1 << attempt))).await;
                 }
-                Err(e) => {
-                    return Err(BuildError::Transfer {
-                        path: path.to_string(),
-                        source: e,
-                    });
-                }
+                Err(Attempt::Retry(e) | Attempt::Final(e)) => return Err(e),
             }
         }
+    }
+
+    /// One attempt: the download from Jenkins, read through a [`VerifiedStream`] (its length, and its MD5
+    /// computed for the fingerprint check), written by the store.
+    async fn upload(
+        &self,
+        url: &Url,
+        path: &str,
+        key: &object_store::path::Path,
+        md5: bool,
+    ) -> Result<Digests, Attempt> {
+        let transfer = |source| BuildError::Transfer {
+            path: path.to_string(),
+            source,
+        };
+        let dl = match self.client.download(url).await {
+            Ok(dl) => dl,
+            Err(e) if e.is_not_found() || e.is_unauthorized() => {
+                return Err(Attempt::Final(BuildError::Jenkins(e)));
+            }
+            Err(e) => return Err(Attempt::Final(transfer(TransferError::Source(e)))),
+        };
+        let stats = &self.shared.stats;
+        let write = StreamWrite {
+            length: dl.content_length,
+            limits: &self.shared.limits,
+            journal: Some(&self.shared.journal),
+            cancel: &self.shared.abort,
+        };
+        let on_bytes = |n| {
+            stats.bytes.fetch_add(n, Ordering::Relaxed);
+        };
+        write_download(&self.shared.store, key, path, dl, write, md5, on_bytes).await
     }
 
     pub(super) fn manifest(&self, d: &BuildDetails, artifacts: Vec<ArtifactEntry>) -> Manifest {
@@ -291,5 +334,148 @@ impl BuildTask {
             mirrored_at: now_rfc3339(),
             mirrored_by: concat!("jam ", env!("CARGO_PKG_VERSION")).to_string(),
         }
+    }
+}
+
+/// The one way down of an artifact's bytes: the download's body, read through a [`VerifiedStream`] (its
+/// length checked, its MD5 computed when `md5` is set), written by the store's [`Store::put_stream`]. The
+/// store pulls the bytes: mirror → integrity → store, each entered once (a test below checks it on the
+/// call stack).
+async fn write_download(
+    store: &Store,
+    key: &object_store::path::Path,
+    path: &str,
+    dl: Download,
+    write: StreamWrite<'_>,
+    md5: bool,
+    on_bytes: impl FnMut(u64) + Send,
+) -> Result<Digests, Attempt> {
+    let transfer = |source| BuildError::Transfer {
+        path: path.to_string(),
+        source,
+    };
+    let mut body = VerifiedStream::new(path, Origin::Jenkins { url: dl.url }, dl.body)
+        .expect_size(dl.content_length)
+        .md5(if md5 {
+            Md5Check::Compute
+        } else {
+            Md5Check::Off
+        })
+        .on_bytes(on_bytes);
+    match store.put_stream(key, &mut body, write).await {
+        Ok(_) => Ok(body
+            .into_digests()
+            .expect("the store writes a stream to its end, where it has passed its checks")),
+        Err(TransferError::Source(StreamError::Integrity(e))) => {
+            Err(Attempt::Retry(BuildError::Integrity(e)))
+        }
+        Err(TransferError::Source(StreamError::Source(e))) => {
+            Err(Attempt::Retry(transfer(TransferError::Source(e))))
+        }
+        Err(TransferError::Cancelled) => Err(Attempt::Final(BuildError::Cancelled)),
+        Err(TransferError::Store { key, source }) => {
+            Err(Attempt::Final(transfer(TransferError::Store {
+                key,
+                source,
+            })))
+        }
+        Err(TransferError::Journal(e)) => Err(Attempt::Final(transfer(TransferError::Journal(e)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Mutex, task::Poll};
+
+    use bytes::Bytes;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::{
+        config::StoreConfig,
+        store::write::{ByteBudget, TransferLimits},
+    };
+
+    /// The first line of this test module: frames below it are test code.
+    const TESTS_FROM: u32 = line!();
+
+    /// The crate's top-level modules on a call stack, by the source file of each frame, innermost first,
+    /// consecutive repeats merged; frames of this test module and of other crates are left out.
+    fn modules_on(trace: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for line in trace.lines() {
+            let Some(at) = line.trim_start().strip_prefix("at ") else {
+                continue;
+            };
+            let Some((_, file)) = at
+                .split_once("./src/")
+                .or_else(|| at.split_once(concat!(env!("CARGO_MANIFEST_DIR"), "/src/")))
+            else {
+                continue;
+            };
+            let mut parts = file.split(':');
+            let path = parts.next().unwrap_or_default();
+            let line_no: u32 = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            if path == "mirror/build.rs" && line_no >= TESTS_FROM {
+                continue;
+            }
+            let module = path
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(".rs");
+            if out.last().map(String::as_str) != Some(module) {
+                out.push(module.to_string());
+            }
+        }
+        out
+    }
+
+    /// Follows the bytes from the mirror's build task to the store write, on the call stack of the moment
+    /// the store first pulls a chunk of the download: the store's write pulls from the verified stream,
+    /// which pulls from the download, and each of mirror, integrity and store is entered exactly once.
+    #[tokio::test]
+    async fn the_bytes_take_one_way_down_through_each_module_once() {
+        let trace: Arc<Mutex<Option<String>>> = Arc::default();
+        let seen = trace.clone();
+        let mut sent = false;
+        let body = futures::stream::poll_fn(move |_| {
+            if std::mem::replace(&mut sent, true) {
+                return Poll::Ready(None);
+            }
+            let bt = std::backtrace::Backtrace::force_capture().to_string();
+            *seen.lock().unwrap() = Some(bt);
+            Poll::Ready(Some(Ok(Bytes::from_static(b"hello"))))
+        });
+        let dl = Download {
+            content_length: Some(5),
+            url: "http://ci.invalid/job/app/1/artifact/a.bin".into(),
+            body: Box::pin(body),
+        };
+        let store = Store::open(&StoreConfig::new("memory://")).unwrap();
+        let limits = TransferLimits {
+            part_size: 5 << 20,
+            part_uploads: 2,
+            budget: ByteBudget::new(64 << 20),
+        };
+        let cancel = CancellationToken::new();
+        let write = StreamWrite {
+            length: dl.content_length,
+            limits: &limits,
+            journal: None,
+            cancel: &cancel,
+        };
+        let key = layout::path("ci/job/app/1/artifact/a.bin");
+        let Ok(d) = write_download(&store, &key, "a.bin", dl, write, true, |_| {}).await else {
+            panic!("the write failed");
+        };
+        assert_eq!((d.size, d.md5.is_some()), (5, true));
+        assert_eq!(&store.get(&key).await.unwrap().unwrap().0[..], b"hello");
+        let trace = trace.lock().unwrap().take().expect("the body was polled");
+        assert_eq!(
+            modules_on(&trace),
+            ["integrity", "store", "mirror"],
+            "innermost first:\n{trace}"
+        );
     }
 }

@@ -42,6 +42,7 @@ use crate::{
         layout::{self, JobPath},
         manifest::Manifest,
     },
+    integrity::IntegrityError,
     jenkins::{JenkinsClient, JenkinsError},
     metrics::Registry,
     store::{
@@ -72,18 +73,9 @@ pub enum BuildError {
         /// Why.
         source: TransferError<JenkinsError>,
     },
-    /// An artifact's bytes do not match the build's fingerprint.
-    #[error(
-        "artifact '{path}': MD5 {md5} does not match the Jenkins fingerprint recorded for '{path}' ({expected}); the download was corrupted"
-    )]
-    Fingerprint {
-        /// The artifact.
-        path: String,
-        /// What arrived.
-        md5: String,
-        /// What Jenkins recorded.
-        expected: String,
-    },
+    /// An artifact's bytes failed a check (length, or MD5 against the build's fingerprints).
+    #[error(transparent)]
+    Integrity(#[from] IntegrityError),
     /// An artifact path is unsafe; retrying cannot help.
     #[error(transparent)]
     UnsafePath(#[from] layout::UnsafePath),

@@ -98,13 +98,7 @@ impl Mirror {
                         ix.failed.insert(r.number, failure);
                     }
                 } else {
-                    let base = shared
-                        .cfg
-                        .retry_backoff
-                        .saturating_mul(1 << (attempts - 1).min(10));
-                    let delay = base
-                        .mul_f64(rand::random_range(0.75..=1.25))
-                        .min(Duration::from_secs(6 * 3600));
+                    let delay = build_retry(&shared.cfg).delay(attempts, None);
                     tracing::warn!(
                         controller = %name, job = %r.job, build = r.number, attempt = attempts,
                         max_attempts = shared.cfg.max_attempts, retry_in_s = delay.as_secs(), error = %err,
@@ -118,4 +112,15 @@ impl Mirror {
             }
         }
     }
+}
+
+/// A failed build's attempts (`mirror.max_attempts`) and the waits between them: `mirror.retry_backoff`,
+/// doubling per attempt, ±25 %, at most 6 hours (`crate::retry` has the whole table).
+fn build_retry(cfg: &crate::config::MirrorConfig) -> crate::retry::RetryPolicy {
+    crate::retry::RetryPolicy::new(
+        cfg.max_attempts,
+        cfg.retry_backoff,
+        Duration::from_secs(6 * 3600),
+    )
+    .with_jitter(crate::retry::Jitter::Around { percent: 25 })
 }

@@ -46,9 +46,9 @@ impl UploadJournal {
     /// Records that an upload of `key` is about to be created; returns the record's key, for
     /// [`Self::created`] and [`Self::forget`].
     pub async fn intend(&self, key: &Path) -> Result<Path, StoreError> {
-        let name =
-            crate::integrity::sha256_hex(format!("{key}\n{}", rand::random::<u64>()).as_bytes());
-        let entry_key = Store::path(&format!("{}/{}.json", self.dir, &name[..32]))?;
+        // A random name: two uploads of one key (a retry) never share a record.
+        let name = format!("{:032x}", rand::random::<u128>());
+        let entry_key = Store::path(&format!("{}/{name}.json", self.dir))?;
         self.write(&entry_key, key, None).await?;
         Ok(entry_key)
     }

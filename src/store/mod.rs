@@ -18,8 +18,8 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{
-    ClientOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    RetryConfig, UpdateVersion,
+    BackoffConfig, ClientOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, RetryConfig, UpdateVersion,
     aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut},
     local::LocalFileSystem,
     memory::InMemory,
@@ -32,6 +32,7 @@ use secrecy::ExposeSecret;
 use crate::{
     chain::error_chain,
     config::StoreConfig,
+    retry::RetryPolicy,
     store::{
         counting::{InstrumentedMultipart, InstrumentedStore, StoreStats},
         s3_uploads::S3Uploads,
@@ -247,7 +248,7 @@ impl Store {
         &self.stats
     }
 
-    /// On S3, the lister of open multipart uploads (see [`crate::s3_uploads`]).
+    /// On S3, the lister of open multipart uploads (see [`s3_uploads`]).
     pub fn open_uploads(&self) -> Option<&S3Uploads> {
         self.uploads.as_deref()
     }
@@ -329,8 +330,8 @@ impl Store {
     }
 
     /// Read-modify-write with compare-and-swap: `f` sees the current bytes (or `None`) and returns the new
-    /// bytes, or `None` to leave the object as it is. Retries when another writer got there first.
-    /// Returns whether anything was written.
+    /// bytes, or `None` to leave the object as it is. Reads again and retries when another writer got
+    /// there first ([`CONFLICT_RETRY`]). Returns whether anything was written.
     pub async fn update<F>(&self, key: &Path, mut f: F) -> Result<bool, StoreError>
     where
         F: FnMut(Option<&[u8]>) -> Option<Bytes>,
@@ -343,7 +344,9 @@ impl Store {
                 None => Ok(false),
             };
         }
-        for _ in 0..64 {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let current = self.get(key).await?;
             let Some(new) = f(current.as_ref().map(|(b, _)| b.as_ref())) else {
                 return Ok(false);
@@ -364,21 +367,28 @@ impl Store {
                 Err(
                     object_store::Error::AlreadyExists { .. }
                     | object_store::Error::Precondition { .. },
+                ) if CONFLICT_RETRY.allows_another(attempt) => {
+                    tokio::time::sleep(CONFLICT_RETRY.delay(attempt, None)).await;
+                }
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
                 ) => {
-                    tokio::time::sleep(Duration::from_millis(rand::random_range(5..50))).await;
-                    continue;
+                    return Err(StoreError::Op {
+                        op: "update",
+                        key: key.to_string(),
+                        source: object_store::Error::Generic {
+                            store: "jam",
+                            source: format!(
+                                "gave up after {attempt} conflicting concurrent updates"
+                            )
+                            .into(),
+                        },
+                    });
                 }
                 Err(e) => return Err(StoreError::op("update", key)(e)),
             }
         }
-        Err(StoreError::Op {
-            op: "update",
-            key: key.to_string(),
-            source: object_store::Error::Generic {
-                store: "jam",
-                source: "gave up after 64 conflicting concurrent updates".into(),
-            },
-        })
     }
 
     /// Deletes an object; deleting a missing object is not an error.
@@ -428,6 +438,36 @@ impl Store {
     }
 }
 
+/// Compare-and-swap conflicts in [`Store::update`]: another writer updated the object between the read
+/// and the conditional write. Each attempt reads again, so waits stay short; 64 attempts ride out dozens
+/// of writers updating one key at once.
+pub const CONFLICT_RETRY: RetryPolicy =
+    RetryPolicy::new(64, Duration::from_millis(10), Duration::from_millis(50));
+
+/// object_store's own retry of S3 requests: 5xx (`SlowDown` included), connection errors, and timeouts
+/// of idempotent requests, with a decorrelated-jitter backoff from 100 ms (×2 per retry, at most 15 s).
+/// It is the only level that retries a failing store request (`crate::retry` has the whole table):
+///
+/// - `max_retries: 10`, so at most 11 requests: a burst of 503s clears within the first few retries, and
+///   ten retries (waits summing to a minute or more) ride out a short outage of a single request;
+/// - `retry_timeout: 180 s`: no retry starts after three minutes, so a failing request is reported within
+///   about 180 s + 15 s + `store.request_timeout`, well inside the five minutes object_store advises
+///   (requests are retried without being signed again). A longer outage fails the build attempt, and the
+///   worker tries the build again on a later cycle (`mirror.retry_backoff`, `mirror.max_attempts`);
+/// - the backoff: object_store's defaults, written out so that the numbers above stay true if they
+///   change.
+fn request_retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 10,
+        retry_timeout: Duration::from_secs(180),
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(15),
+            base: 2.0,
+        },
+    }
+}
+
 fn build_s3(cfg: &StoreConfig, bucket: &str) -> object_store::Result<AmazonS3> {
     s3_builder(cfg, bucket)?.build()
 }
@@ -461,11 +501,7 @@ fn s3_builder(cfg: &StoreConfig, bucket: &str) -> object_store::Result<AmazonS3B
     let mut b = b
         .with_bucket_name(bucket)
         .with_client_options(client)
-        .with_retry(RetryConfig {
-            max_retries: 10,
-            retry_timeout: Duration::from_secs(180),
-            ..Default::default()
-        })
+        .with_retry(request_retry())
         .with_allow_http(cfg.allow_http)
         .with_virtual_hosted_style_request(cfg.virtual_hosted_style)
         .with_conditional_put(S3ConditionalPut::ETagMatch)

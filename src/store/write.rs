@@ -1,49 +1,51 @@
-//! Writing an artifact's bytes: a byte stream (from Jenkins, for the mirror), hashed on the way, into one
-//! object.
+//! Writing a byte stream into one object: [`Store::put_stream`], the one way artifact bytes enter the
+//! store, on every backend.
 //!
-//! There is no temp file and no whole-artifact buffer. An artifact whose `Content-Length` fits in one part
-//! is gathered (as the chunks that arrived, not copied) and written with one PUT; anything larger, or of
-//! unknown length, goes up as a multipart upload whose parts are cut at `part_size`, with at most
-//! `part_uploads` parts in flight. Every transfer first reserves the bytes it may hold from a
-//! [`ByteBudget`] shared by all transfers, so peak memory is set by configuration, not by artifact size or
-//! count. A multipart upload is aborted on any error or cancellation, so none is left orphaned.
+//! There is no temp file and no whole-artifact buffer. The stream is cut into parts of exactly
+//! `part_size` bytes by zero-copy splits of the arriving chunks. A stream that ends within its first part
+//! goes up as one PUT; a longer one as a multipart upload with at most `part_uploads` parts in flight,
+//! through one engine with two backends behind a thin seam (`Upload`):
+//!
+//! - the backend's `MultipartStore` (S3, memory): jam holds the upload id, so it can record it in the
+//!   [`UploadJournal`] before the first byte goes up, and a restarted worker can abort what a killed one
+//!   left open;
+//! - object_store's `MultipartUpload` from `put_multipart` (the local directory, which has no
+//!   `MultipartStore`): its `put_part` fixes a part's offset when it is called, so parts are started in
+//!   order (they may still finish in any order).
+//!
+//! Any error, from the stream or the store, and any cancellation aborts the upload, so none is left open
+//! and nothing appears at the key. The upload becomes an object at one place only, after the stream has
+//! ended (a [`crate::integrity::VerifiedStream`] ends only when its checks pass): `Writer::commit`, which
+//! is also where a check before completion belongs ("is this upload still wanted?").
+//!
+//! Every write first reserves the bytes it may hold from a [`ByteBudget`] shared by all writes, so peak
+//! memory is set by configuration, not by artifact size or count.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{StreamExt, stream::BoxStream};
+use futures::{Stream, StreamExt, future::BoxFuture};
 use object_store::{
-    ObjectStoreExt, PutPayload, WriteMultipart,
+    MultipartId, MultipartUpload, ObjectStoreExt, PutPayload,
     multipart::{MultipartStore, PartId},
     path::Path,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    integrity::{Digests, Hasher},
-    store::{Store, journal::UploadJournal},
-};
+use crate::store::{Store, StoreError, journal::UploadJournal};
 
-/// An artifact's bytes on their way into the store: the announced length, where they come from (for
-/// messages) and the byte stream, whose errors are the source's own `E`.
-pub struct Incoming<E> {
-    /// The length the source announced (`Content-Length`), when it did.
-    pub content_length: Option<u64>,
-    /// Where the bytes come from, for messages (no credentials, no query).
-    pub url: String,
-    /// The bytes.
-    pub body: BoxStream<'static, Result<Bytes, E>>,
-}
-
-/// Why a transfer failed.
+/// Why a stream write failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransferError<E> {
-    /// Reading from the source failed.
+    /// The stream failed (a broken download, a failed integrity check): its own error.
     #[error(transparent)]
     Source(E),
-    /// Writing to the store failed.
+    /// Writing to the store failed (after the backend's own retries).
     #[error(
         "store write of '{key}' failed: {}{}",
         crate::chain::error_chain(source),
@@ -55,20 +57,10 @@ pub enum TransferError<E> {
         /// The backend's error.
         source: object_store::Error,
     },
-    /// Fewer or more bytes arrived than `Content-Length` promised.
-    #[error("{url}: Content-Length was {expected} but {received} bytes arrived")]
-    Length {
-        /// Where from.
-        url: String,
-        /// Promised.
-        expected: u64,
-        /// Received.
-        received: u64,
-    },
     /// The upload journal could not be written, so the upload was not started.
     #[error("cannot record the upload in the journal: {0}")]
-    Journal(String),
-    /// The transfer was cancelled (shutdown).
+    Journal(StoreError),
+    /// The write was cancelled (shutdown).
     #[error("cancelled")]
     Cancelled,
 }
@@ -111,301 +103,365 @@ impl ByteBudget {
     }
 }
 
-/// How transfers cut and bound their uploads.
+/// How writes cut and bound their uploads.
 #[derive(Clone, Debug)]
 pub struct TransferLimits {
-    /// Multipart part size; artifacts up to this size go up in one PUT.
+    /// Multipart part size; a stream that ends within one part goes up in one PUT.
     pub part_size: usize,
-    /// Parts of one artifact uploading at once.
+    /// Parts of one upload in flight at once.
     pub part_uploads: usize,
     /// The shared byte budget.
     pub budget: ByteBudget,
 }
 
-/// Streams a download into `key`, hashing every byte. On error or cancellation nothing is left behind but
-/// (for single PUTs) nothing at all, and (for multipart) an aborted upload.
-#[allow(clippy::too_many_arguments)] // each argument is a separate concern of the caller
-pub async fn upload<E>(
-    store: &Store,
-    key: &Path,
-    mut download: Incoming<E>,
-    limits: &TransferLimits,
-    md5: bool,
-    journal: Option<&UploadJournal>,
-    cancel: &CancellationToken,
-    on_bytes: &(dyn Fn(u64) + Send + Sync),
-) -> Result<Digests, TransferError<E>>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let mut hasher = Hasher::new(md5);
-    let store_err = &store_error(key);
-    let single = download
-        .content_length
-        .filter(|l| *l <= limits.part_size as u64);
-    // Reserve what this transfer may hold: the whole artifact, or the parts in flight plus one filling.
-    let _held = match single {
-        Some(len) => limits.budget.reserve(len).await,
-        None => {
-            limits
-                .budget
-                .reserve(limits.part_size as u64 * (limits.part_uploads as u64 + 1))
-                .await
-        }
-    };
-    let mut source = Source {
-        download: &mut download,
-        hasher: &mut hasher,
-        cancel,
-        on_bytes,
-    };
-
-    if single.is_some() {
-        // Gathered as the chunks that arrived (no copy), then one PUT.
-        let mut chunks: Vec<Bytes> = Vec::new();
-        while let Some(chunk) = source.next().await? {
-            chunks.push(chunk);
-        }
-        let payload: PutPayload = chunks.into_iter().collect();
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(TransferError::Cancelled),
-            r = store.object_store().put(key, payload) => { r.map_err(store_err)?; }
-        }
-    } else if let (Some(mp), Some(journal)) = (store.multipart(), journal) {
-        upload_journaled(mp, journal, key, &mut source, limits, cancel).await?;
-    } else {
-        upload_multipart(store, key, &mut source, limits, cancel).await?;
+impl TransferLimits {
+    /// What one multipart upload may hold: the parts in flight and the one filling.
+    fn multipart_bytes(&self) -> u64 {
+        self.part_size as u64 * (self.part_uploads as u64 + 1)
     }
-    Ok(hasher.finish())
 }
 
-/// A multipart upload through `object_store`'s `WriteMultipart`, for backends without the multipart API
-/// (the local directory, whose staging file is removed on abort).
-async fn upload_multipart<E>(
-    store: &Store,
-    key: &Path,
-    source: &mut Source<'_, E>,
-    limits: &TransferLimits,
-    cancel: &CancellationToken,
-) -> Result<(), TransferError<E>> {
-    let store_err = &store_error(key);
-    let upload = store
-        .object_store()
-        .put_multipart(key)
-        .await
-        .map_err(store_err)?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, limits.part_size);
-    let outcome: Result<(), TransferError<E>> = async {
-        while let Some(chunk) = source.next().await? {
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return Err(TransferError::Cancelled),
-                r = writer.wait_for_capacity(limits.part_uploads) => r.map_err(store_err)?,
+/// How [`Store::put_stream`] writes one stream.
+#[derive(Clone, Copy)]
+pub struct StreamWrite<'a> {
+    /// The length the source announced, when it did. A stream announced to fit one part reserves only
+    /// its length from the budget (the stream is trusted to keep its word, as a
+    /// [`crate::integrity::VerifiedStream`] does; if it does not, the write reserves the rest when it must
+    /// go multipart).
+    pub length: Option<u64>,
+    /// Part size, parts in flight, the byte budget.
+    pub limits: &'a TransferLimits,
+    /// Where multipart upload ids are recorded on backends that have them; `None`: not recorded.
+    pub journal: Option<&'a UploadJournal>,
+    /// Cancels the write; the upload is aborted.
+    pub cancel: &'a CancellationToken,
+}
+
+impl Store {
+    /// Streams `body` into the object at `key` (see the module documentation); returns the bytes written.
+    /// On error or cancellation nothing is left at `key` and no upload stays open.
+    pub async fn put_stream<S, E>(
+        &self,
+        key: &Path,
+        mut body: S,
+        w: StreamWrite<'_>,
+    ) -> Result<u64, TransferError<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
+        let limits = w.limits;
+        let small = w.length.filter(|l| *l <= limits.part_size as u64);
+        let _held = tokio::select! {
+            biased;
+            _ = w.cancel.cancelled() => return Err(TransferError::Cancelled),
+            p = limits.budget.reserve(small.unwrap_or_else(|| limits.multipart_bytes())) => p,
+        };
+        let mut writer = Writer {
+            store: self,
+            key,
+            w,
+            pending: Vec::new(),
+            pending_len: 0,
+            written: 0,
+            upload: None,
+            topped_up: small.is_some().then_some(None),
+        };
+        let result: Result<(), TransferError<E>> = async {
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = w.cancel.cancelled() => return Err(TransferError::Cancelled),
+                    n = body.next() => n,
+                };
+                match next {
+                    Some(Ok(chunk)) => writer.push(chunk).await.map_err(|f| f.into_error(key))?,
+                    Some(Err(e)) => return Err(TransferError::Source(e)),
+                    None => break,
+                }
             }
-            writer.put(chunk);
+            writer.commit().await.map_err(|f| f.into_error(key))
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(writer.written),
+            Err(e) => {
+                writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Why a step of the engine failed (the stream's own errors are kept apart, in [`TransferError::Source`]).
+enum Failure {
+    Store(object_store::Error),
+    Journal(StoreError),
+    Cancelled,
+}
+
+impl Failure {
+    fn into_error<E>(self, key: &Path) -> TransferError<E> {
+        match self {
+            Failure::Store(source) => TransferError::Store {
+                key: key.to_string(),
+                source,
+            },
+            Failure::Journal(e) => TransferError::Journal(e),
+            Failure::Cancelled => TransferError::Cancelled,
+        }
+    }
+}
+
+/// One stream write under way: the part being filled and, once a first part is full, the upload.
+struct Writer<'a> {
+    store: &'a Store,
+    key: &'a Path,
+    w: StreamWrite<'a>,
+    /// The chunks of the part being filled (never more than `part_size` bytes).
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    written: u64,
+    upload: Option<Upload<'a>>,
+    /// For a write that reserved only its announced length: the rest of a multipart reservation, taken if
+    /// the stream outgrows one part anyway. `None` (the outer option) when the whole was reserved.
+    topped_up: Option<Option<OwnedSemaphorePermit>>,
+}
+
+impl Writer<'_> {
+    /// Adds a chunk; every part that is full, with more bytes after it, goes up.
+    async fn push(&mut self, mut chunk: Bytes) -> Result<(), Failure> {
+        let part_size = self.w.limits.part_size.max(1);
+        self.written += chunk.len() as u64;
+        // Strictly more than a part: a stream of exactly one part stays a single PUT.
+        while self.pending_len + chunk.len() > part_size {
+            let head = chunk.split_to(part_size - self.pending_len);
+            self.pending.push(head);
+            let part = self.take_pending();
+            self.send(part).await?;
+        }
+        if !chunk.is_empty() {
+            self.pending_len += chunk.len();
+            self.pending.push(chunk);
         }
         Ok(())
     }
-    .await;
-    match outcome {
-        // Not cancellable: finish sends the last part and completes (or aborts) the upload, and a
-        // dropped finish would leave the upload open.
-        Ok(()) => writer.finish().await.map(|_| ()).map_err(store_err),
-        Err(e) => {
-            if let Err(abort) = writer.abort().await {
-                tracing::warn!(key = %key, error = %abort, "could not abort multipart upload");
+
+    fn take_pending(&mut self) -> PutPayload {
+        self.pending_len = 0;
+        std::mem::take(&mut self.pending).into_iter().collect()
+    }
+
+    /// Starts uploading a full part, opening the upload first if this is the first.
+    async fn send(&mut self, part: PutPayload) -> Result<(), Failure> {
+        if self.upload.is_none() {
+            if let Some(slot @ None) = &mut self.topped_up {
+                let limits = self.w.limits;
+                let rest = limits
+                    .multipart_bytes()
+                    .saturating_sub(self.w.length.unwrap_or(0));
+                *slot = Some(limits.budget.reserve(rest).await);
             }
-            Err(e)
+            self.upload = Some(Upload::open(self.store, self.key, self.w.journal).await?);
         }
+        let upload = self.upload.as_mut().expect("opened above");
+        upload
+            .start_part(part, self.w.limits.part_uploads, self.w.cancel)
+            .await
     }
-}
 
-/// Wraps a backend error as a write failure of `key`.
-fn store_error<E>(key: &Path) -> impl Fn(object_store::Error) -> TransferError<E> + '_ {
-    move |source| TransferError::Store {
-        key: key.to_string(),
-        source,
-    }
-}
-
-/// The incoming side of a transfer: the download, hashed and counted as it is read.
-struct Source<'a, E> {
-    download: &'a mut Incoming<E>,
-    hasher: &'a mut Hasher,
-    cancel: &'a CancellationToken,
-    on_bytes: &'a (dyn Fn(u64) + Send + Sync),
-}
-
-impl<E> Source<'_, E> {
-    /// The next chunk, hashed; `None` at the end (after checking `Content-Length`).
-    async fn next(&mut self) -> Result<Option<Bytes>, TransferError<E>> {
-        let next = tokio::select! {
-            biased;
-            _ = self.cancel.cancelled() => return Err(TransferError::Cancelled),
-            n = self.download.body.next() => n,
-        };
-        let expected = self.download.content_length;
-        let Some(chunk) = next else {
-            return match expected {
-                Some(e) if e != self.hasher.size() => Err(self.length_error(e)),
-                _ => Ok(None),
+    /// The stream has ended and passed its checks: the one place where the bytes become an object, with
+    /// one PUT or by completing the upload. A check before completion goes here.
+    async fn commit(&mut self) -> Result<(), Failure> {
+        let rest = self.take_pending();
+        let Some(upload) = &mut self.upload else {
+            return tokio::select! {
+                biased;
+                _ = self.w.cancel.cancelled() => Err(Failure::Cancelled),
+                r = self.store.inner.put(self.key, rest) => r.map(|_| ()).map_err(Failure::Store),
             };
         };
-        let chunk = chunk.map_err(TransferError::Source)?;
-        self.hasher.update(&chunk);
-        (self.on_bytes)(chunk.len() as u64);
-        match expected {
-            Some(e) if self.hasher.size() > e => Err(self.length_error(e)),
-            _ => Ok(Some(chunk)),
-        }
+        upload
+            .start_part(rest, self.w.limits.part_uploads, self.w.cancel)
+            .await?;
+        upload.finish(self.w.cancel).await
     }
 
-    fn length_error(&self, expected: u64) -> TransferError<E> {
-        TransferError::Length {
-            url: self.download.url.clone(),
-            expected,
-            received: self.hasher.size(),
+    async fn abort(&mut self) {
+        if let Some(upload) = self.upload.take() {
+            upload.abort(self.key).await;
         }
     }
 }
 
-/// A multipart upload jam drives itself, so its id can be journaled: parts are cut at exactly `part_size`
-/// (zero-copy splits of the arriving chunks), at most `part_uploads` upload at once, and any error or
-/// cancellation aborts the upload. The journal entry is removed once the upload is completed or aborted.
-async fn upload_journaled<E>(
-    mp: &Arc<dyn MultipartStore>,
-    journal: &UploadJournal,
-    key: &Path,
-    source: &mut Source<'_, E>,
-    limits: &TransferLimits,
-    cancel: &CancellationToken,
-) -> Result<(), TransferError<E>> {
-    let store_err = &store_error(key);
-    // Recorded before it exists, so a kill at any point leaves a record the next start can act on.
-    let entry = journal
-        .intend(key)
-        .await
-        .map_err(|e| TransferError::Journal(e.to_string()))?;
-    let id = match mp.create_multipart(key).await {
-        Ok(id) => id,
-        Err(e) => {
-            journal.forget(&entry).await;
-            return Err(store_err(e));
-        }
-    };
-    if let Err(e) = journal.created(&entry, key, &id).await {
-        if mp.abort_multipart(key, &id).await.is_ok() {
-            journal.forget(&entry).await;
-        }
-        return Err(TransferError::Journal(e.to_string()));
-    }
-    let mut parts: Vec<Option<PartId>> = Vec::new();
-    let mut uploads: tokio::task::JoinSet<(usize, object_store::Result<PartId>)> =
-        tokio::task::JoinSet::new();
-    let result: Result<(), TransferError<E>> = async {
-        let mut pending: Vec<Bytes> = Vec::new();
-        let mut pending_len = 0usize;
-        let mut done = false;
-        while !done {
-            match source.next().await? {
-                Some(mut chunk) => {
-                    while pending_len + chunk.len() >= limits.part_size {
-                        let head = chunk.split_to(limits.part_size - pending_len);
-                        pending.push(head);
-                        let part: PutPayload = std::mem::take(&mut pending).into_iter().collect();
-                        pending_len = 0;
-                        start_part(
-                            mp,
-                            key,
-                            &id,
-                            part,
-                            &mut parts,
-                            &mut uploads,
-                            limits.part_uploads,
-                            cancel,
-                        )
-                        .await?;
+/// A multipart upload, whichever API the backend has (the seam of the module documentation).
+struct Upload<'a> {
+    target: Target<'a>,
+    /// Part uploads in flight: (part index, the part's id where the backend gives one).
+    tasks: JoinSet<(usize, object_store::Result<Option<PartId>>)>,
+    /// One entry per part started so far; with a `MultipartStore`, its id once it is uploaded.
+    parts: Vec<Option<PartId>>,
+}
+
+enum Target<'a> {
+    /// Through the backend's `MultipartStore`: the id is jam's, journaled when a journal is given.
+    WithId {
+        mp: Arc<dyn MultipartStore>,
+        key: Path,
+        id: MultipartId,
+        journal: Option<(&'a UploadJournal, Path)>,
+    },
+    /// Through object_store's `MultipartUpload`: each part's offset is fixed when it is started.
+    InOrder(Box<dyn MultipartUpload>),
+}
+
+impl<'a> Upload<'a> {
+    async fn open(
+        store: &Store,
+        key: &Path,
+        journal: Option<&'a UploadJournal>,
+    ) -> Result<Upload<'a>, Failure> {
+        let target = match store.multipart() {
+            Some(mp) => {
+                // Recorded before it exists, so a kill at any point leaves a record the next start can act on.
+                let journal = match journal {
+                    Some(j) => Some((j, j.intend(key).await.map_err(Failure::Journal)?)),
+                    None => None,
+                };
+                let id = match mp.create_multipart(key).await {
+                    Ok(id) => id,
+                    Err(e) => {
+                        if let Some((j, entry)) = &journal {
+                            j.forget(entry).await;
+                        }
+                        return Err(Failure::Store(e));
                     }
-                    if !chunk.is_empty() {
-                        pending_len += chunk.len();
-                        pending.push(chunk);
+                };
+                if let Some((j, entry)) = &journal
+                    && let Err(e) = j.created(entry, key, &id).await
+                {
+                    if mp.abort_multipart(key, &id).await.is_ok() {
+                        j.forget(entry).await;
                     }
+                    return Err(Failure::Journal(e));
                 }
-                None => done = true,
+                Target::WithId {
+                    mp: mp.clone(),
+                    key: key.clone(),
+                    id,
+                    journal,
+                }
             }
+            None => Target::InOrder(
+                store
+                    .inner
+                    .put_multipart(key)
+                    .await
+                    .map_err(Failure::Store)?,
+            ),
+        };
+        Ok(Upload {
+            target,
+            tasks: JoinSet::new(),
+            parts: Vec::new(),
+        })
+    }
+
+    /// Waits for a slot (at most `in_flight` parts uploading), then starts uploading the next part.
+    async fn start_part(
+        &mut self,
+        data: PutPayload,
+        in_flight: usize,
+        cancel: &CancellationToken,
+    ) -> Result<(), Failure> {
+        while self.tasks.len() >= in_flight.max(1) {
+            self.join_one(cancel).await?;
         }
-        if pending_len > 0 || parts.is_empty() {
-            let part: PutPayload = pending.into_iter().collect();
-            start_part(mp, key, &id, part, &mut parts, &mut uploads, 1, cancel).await?;
-        }
-        while let Some(joined) = uploads.join_next().await {
-            record_part(joined, &mut parts).map_err(store_err)?;
-        }
-        let parts: Vec<PartId> = parts
-            .into_iter()
-            .map(|p| p.expect("every part uploaded"))
-            .collect();
-        // Not cancellable: completing is quick, and a dropped completion would leave the upload open.
-        mp.complete_multipart(key, &id, parts)
-            .await
-            .map_err(store_err)?;
+        let idx = self.parts.len();
+        self.parts.push(None);
+        let put: BoxFuture<'static, object_store::Result<Option<PartId>>> = match &mut self.target {
+            Target::WithId { mp, key, id, .. } => {
+                let (mp, key, id) = (mp.clone(), key.clone(), id.clone());
+                Box::pin(async move { mp.put_part(&key, &id, idx, data).await.map(Some) })
+            }
+            Target::InOrder(upload) => {
+                let put = upload.put_part(data);
+                Box::pin(async move { put.await.map(|()| None) })
+            }
+        };
+        self.tasks.spawn(async move { (idx, put.await) });
         Ok(())
     }
-    .await;
-    match result {
-        Ok(()) => {
-            journal.forget(&entry).await;
-            Ok(())
-        }
-        Err(e) => {
-            uploads.abort_all();
-            match mp.abort_multipart(key, &id).await {
-                Ok(()) => journal.forget(&entry).await,
-                Err(abort) => {
-                    tracing::warn!(key = %key, error = %abort, "could not abort multipart upload; the next start retries")
-                }
-            }
-            Err(e)
-        }
-    }
-}
 
-/// Waits for a slot (at most `in_flight` parts uploading), then starts uploading one part.
-#[allow(clippy::too_many_arguments)]
-async fn start_part<E>(
-    mp: &Arc<dyn MultipartStore>,
-    key: &Path,
-    id: &str,
-    part: PutPayload,
-    parts: &mut Vec<Option<PartId>>,
-    uploads: &mut tokio::task::JoinSet<(usize, object_store::Result<PartId>)>,
-    in_flight: usize,
-    cancel: &CancellationToken,
-) -> Result<(), TransferError<E>> {
-    while uploads.len() >= in_flight.max(1) {
+    /// Waits for one part upload to finish and records it.
+    async fn join_one(&mut self, cancel: &CancellationToken) -> Result<(), Failure> {
         let joined = tokio::select! {
             biased;
-            _ = cancel.cancelled() => return Err(TransferError::Cancelled),
-            j = uploads.join_next() => j.expect("uploads is not empty"),
+            _ = cancel.cancelled() => return Err(Failure::Cancelled),
+            j = self.tasks.join_next() => j.expect("a part is uploading"),
         };
-        record_part(joined, parts).map_err(store_error(key))?;
+        let (idx, res) = joined.map_err(|e| {
+            Failure::Store(object_store::Error::Generic {
+                store: "jam",
+                source: Box::new(e),
+            })
+        })?;
+        if let Some(part) = res.map_err(Failure::Store)? {
+            self.parts[idx] = Some(part);
+        }
+        Ok(())
     }
-    let idx = parts.len();
-    parts.push(None);
-    let (mp, key, id) = (mp.clone(), key.clone(), id.to_string());
-    uploads.spawn(async move { (idx, mp.put_part(&key, &id, idx, part).await) });
-    Ok(())
-}
 
-fn record_part(
-    joined: Result<(usize, object_store::Result<PartId>), tokio::task::JoinError>,
-    parts: &mut [Option<PartId>],
-) -> object_store::Result<()> {
-    let (idx, res) = joined.map_err(|e| object_store::Error::Generic {
-        store: "jam",
-        source: Box::new(e),
-    })?;
-    parts[idx] = Some(res?);
-    Ok(())
+    /// Waits for every part, then completes the upload and forgets its journal record. Completing is
+    /// not cancellable: it is quick, and a dropped completion would leave the upload open.
+    async fn finish(&mut self, cancel: &CancellationToken) -> Result<(), Failure> {
+        while !self.tasks.is_empty() {
+            self.join_one(cancel).await?;
+        }
+        let parts = std::mem::take(&mut self.parts);
+        match &mut self.target {
+            Target::WithId {
+                mp,
+                key,
+                id,
+                journal,
+            } => {
+                let parts = parts.into_iter().map(|p| p.expect("every part uploaded"));
+                mp.complete_multipart(key, id, parts.collect())
+                    .await
+                    .map_err(Failure::Store)?;
+                if let Some((j, entry)) = journal.take() {
+                    j.forget(&entry).await;
+                }
+            }
+            Target::InOrder(upload) => {
+                upload.complete().await.map_err(Failure::Store)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the part uploads and aborts the upload; its journal record is forgotten once the abort
+    /// succeeded (otherwise the next start retries it).
+    async fn abort(mut self, key: &Path) {
+        self.tasks.shutdown().await;
+        let (aborted, journal) = match &mut self.target {
+            Target::WithId {
+                mp,
+                key,
+                id,
+                journal,
+            } => (mp.abort_multipart(key, id).await, journal.take()),
+            Target::InOrder(upload) => (upload.abort().await, None),
+        };
+        match aborted {
+            Ok(()) => {
+                if let Some((j, entry)) = journal {
+                    j.forget(&entry).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "could not abort multipart upload; the next start retries")
+            }
+        }
+    }
 }

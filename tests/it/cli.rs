@@ -500,6 +500,83 @@ async fn branch_names_urls_and_no_jenkins_credentials() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
+/// What `jam fetch` says when an artifact fails its integrity check, pinned to the letter: which artifact,
+/// which check, what was expected and found, what it means and what to do. Exit code 4 each time, and no
+/// file is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrity_failures_are_reported_exactly() {
+    let w = world().await;
+    let key = "ci/job/team/job/app/1/artifact/dist/app.bin";
+    let good = std::fs::read(w.object(key)).unwrap();
+    let fetch = |args: &[&str], out: &str| {
+        let out_dir = w.out(out);
+        let out = w
+            .jam()
+            .args(["fetch", "team/app", "-b", "1"])
+            .args(args)
+            .arg("-o")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+        assert!(
+            files_under(&out_dir).is_empty(),
+            "{:?}",
+            files_under(&out_dir)
+        );
+        stderr(&out)
+    };
+
+    // Same size, other bytes.
+    let bad = vec![b'x'; good.len()];
+    std::fs::write(w.object(key), &bad).unwrap();
+    assert_eq!(
+        fetch(&["-a", "dist/app.bin"], "sha"),
+        format!(
+            "error: artifact 'dist/app.bin': SHA-256 {} does not match the manifest's {}; the stored object \
+             '{key}' is corrupt (run `jam verify --deep`)\n",
+            jam::integrity::sha256_hex(&bad),
+            w.sha("team/app", 1, "dist/app.bin")
+        )
+    );
+    // One byte short.
+    std::fs::write(w.object(key), &good[1..]).unwrap();
+    assert_eq!(
+        fetch(&["-a", "dist/app.bin"], "size"),
+        format!(
+            "error: artifact 'dist/app.bin': the manifest records 3000 bytes but '{key}' holds 2999; run `jam verify`\n"
+        )
+    );
+    // Gone.
+    std::fs::remove_file(w.object(key)).unwrap();
+    assert_eq!(
+        fetch(&["-a", "dist/app.bin"], "gone"),
+        format!(
+            "error: artifact 'dist/app.bin': the manifest lists '{key}' but the store has no such object; run \
+             `jam verify`\n"
+        )
+    );
+    std::fs::write(w.object(key), &good).unwrap();
+
+    // From Jenkins, a byte flipped on the way: the MD5 fingerprint recorded under the artifact's (unique)
+    // file name catches it.
+    w.sim
+        .add_fault(Fault::corrupt_at(100).on(RouteKind::Artifact).times(1))
+        .unwrap();
+    let info = w.sim.artifact("team/app", 1, "dist/lib/core.jar").unwrap();
+    let mut flipped = info.content.to_vec();
+    flipped[100] ^= 0xff;
+    assert_eq!(
+        fetch(&["-a", "dist/lib/core.jar", "--from", "jenkins"], "md5"),
+        format!(
+            "error: artifact 'dist/lib/core.jar': MD5 {} does not match the Jenkins fingerprint ({}); the download \
+             was corrupted\n",
+            hex::encode(<md5::Md5 as md5::Digest>::digest(&flipped)),
+            info.digests().md5
+        )
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_and_deleted_objects() {
     let w = world().await;
@@ -1183,7 +1260,7 @@ async fn large_objects_are_read_in_parallel_ranges_and_still_verified() {
     ))
     .unwrap();
     let catalog = Catalog::new(store.clone());
-    let fetcher = fetch::Fetcher::from_store(store).with_ranged_reads(fetch::RangedReads {
+    let fetcher = fetch::Fetcher::from_store(store, 700).with_ranged_reads(fetch::RangedReads {
         min_size: 1000,
         part_size: 700,
         parallel: 3,

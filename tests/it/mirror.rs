@@ -512,3 +512,59 @@ async fn changed_jobs_are_read_concurrently() {
         "40 slow build lists took {took:?}"
     );
 }
+
+/// The messages a failed download leaves in the job's index (and the logs), pinned to the letter: a body
+/// that ends short of its `Content-Length`, and one whose MD5 does not match its Jenkins fingerprint. Each
+/// is retried by the transfer loop only, so the artifact is downloaded exactly three times (its one attempt
+/// budget) before the build attempt fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_downloads_are_recorded_with_exact_messages() {
+    let job = JobPath::new(["app"]);
+    let short = |url: &str| {
+        format!(
+            "artifact 'dist/app.bin': cannot reach Jenkins at {url}job/app/1/artifact/dist/app.bin: download broke \
+             after 4096 bytes: body error: request or response body error: error reading a body from connection: \
+             end of file before message length reached"
+        )
+    };
+    let corrupt = |sim: &Sim| {
+        let info = sim.artifact("app", 1, "dist/app.bin").unwrap();
+        let mut bytes = info.content.to_vec();
+        bytes[10] ^= 0xff;
+        let actual = hex::encode(<md5::Md5 as md5::Digest>::digest(&bytes));
+        format!(
+            "artifact 'dist/app.bin': MD5 {actual} does not match the Jenkins fingerprint ({}); the download \
+             was corrupted",
+            info.digests().md5
+        )
+    };
+    type Message<'a> = &'a dyn Fn(&Sim) -> String;
+    let cases: [(Fault, Message<'_>); 2] = [
+        (Fault::short_body(4096), &|sim: &Sim| short(&sim.url())),
+        (Fault::corrupt_at(10), &corrupt),
+    ];
+    for (fault, message) in cases {
+        let sim = Sim::start(harness::scenario().with_item(
+            ItemSpec::freestyle("app").with_build(build(1, BuildResult::Success, 50_000)),
+        ));
+        sim.add_fault(
+            fault
+                .on(RouteKind::Artifact)
+                .path_prefix("/job/app/1/artifact/dist"),
+        )
+        .unwrap();
+        let t = Target::local();
+        let cfg = t.config(&sim, "[mirror]\nmax_attempts = 1\n");
+        let s = mirror_once(&cfg, &t.store).await;
+        assert_eq!(s.given_up, 1, "{s:?}");
+        let ix = index(&t.store, &job).await.unwrap();
+        assert_eq!(ix.failed[&1].error, message(&sim));
+        let downloads = sim
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/job/app/1/artifact/dist/app.bin")
+            .count();
+        assert_eq!(downloads, 3, "one attempt budget of three downloads");
+        assert!(harness::manifest(&t.store, &job, 1).await.is_none());
+    }
+}

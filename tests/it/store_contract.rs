@@ -10,10 +10,10 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 use jam::{
     format::layout::{self, JobPath, Layout, Permalink},
-    integrity::Digests,
+    integrity::{Check, Digests, Md5Check, Origin, StreamError, VerifiedStream},
     jenkins::JenkinsError,
     store::journal::UploadJournal,
-    store::write::{self, ByteBudget, Incoming, TransferError, TransferLimits},
+    store::write::{ByteBudget, StreamWrite, TransferError, TransferLimits},
     store::{Backend, Created, Store},
 };
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, path::Path};
@@ -302,12 +302,14 @@ enum Fault {
     CancelAt(u64, CancellationToken),
 }
 
-/// A download of `total` synthetic bytes in [`CHUNK`]-sized chunks, as jam's Jenkins client would hand it over.
-fn synthetic_download(
-    total: u64,
+/// A download as jam's Jenkins client hands it over: the announced length and the body.
+struct Download {
     content_length: Option<u64>,
-    fault: Fault,
-) -> Incoming<JenkinsError> {
+    body: futures::stream::BoxStream<'static, Result<Bytes, JenkinsError>>,
+}
+
+/// A download of `total` synthetic bytes in [`CHUNK`]-sized chunks, as jam's Jenkins client would hand it over.
+fn synthetic_download(total: u64, content_length: Option<u64>, fault: Fault) -> Download {
     let url = "http://jenkins.invalid/job/x/1/artifact/big.bin".to_string();
     let body = stream::unfold((0u64, false), move |(pos, done)| {
         let fault = fault.clone();
@@ -332,9 +334,8 @@ fn synthetic_download(
             Some((Ok(Bytes::from(synthetic(pos, n))), (pos + n as u64, false)))
         }
     });
-    Incoming {
+    Download {
         content_length,
-        url: "http://jenkins.invalid/job/x/1/artifact/big.bin".into(),
         body: Box::pin(body),
     }
 }
@@ -347,24 +348,36 @@ fn limits() -> TransferLimits {
     }
 }
 
+type UploadError = TransferError<StreamError<JenkinsError>>;
+
+/// The mirror's write path: the download read through a verified stream (its length checked, SHA-256 and
+/// MD5 computed), written by the store.
 async fn run_upload(
     store: &Store,
     k: &Path,
-    download: Incoming<JenkinsError>,
+    download: Download,
     cancel: &CancellationToken,
-) -> Result<Digests, TransferError<JenkinsError>> {
+) -> Result<Digests, UploadError> {
     let journal = UploadJournal::new(store.clone(), "contract");
-    write::upload(
-        store,
-        k,
-        download,
-        &limits(),
-        false,
-        Some(&journal),
+    let origin = Origin::Jenkins {
+        url: "http://jenkins.invalid/job/x/1/artifact/big.bin".into(),
+    };
+    let mut body = VerifiedStream::new("big.bin", origin, download.body)
+        .expect_size(download.content_length)
+        .md5(Md5Check::Compute);
+    let write = StreamWrite {
+        length: download.content_length,
+        limits: &limits(),
+        journal: Some(&journal),
         cancel,
-        &|_| {},
-    )
-    .await
+    };
+    let written = store.put_stream(k, &mut body, write).await?;
+    let digests = body.into_digests().expect("verified");
+    assert_eq!(
+        written, digests.size,
+        "the store wrote what the stream passed"
+    );
+    Ok(digests)
 }
 
 /// SHA-256 (hex) and size of an object, streamed back from the store.
@@ -471,7 +484,10 @@ async fn aborted_multipart(store: &Store, name: &str, s3: Option<&S3Target>) {
     )
     .await
     .expect_err("a broken source fails the upload");
-    assert!(matches!(err, TransferError::Source(_)), "{name}: {err:?}");
+    assert!(
+        matches!(err, TransferError::Source(StreamError::Source(_))),
+        "{name}: {err:?}"
+    );
 
     let cancelled = key("abort/cancelled.bin");
     let token = CancellationToken::new();
@@ -485,7 +501,47 @@ async fn aborted_multipart(store: &Store, name: &str, s3: Option<&S3Target>) {
     .expect_err("a cancelled upload fails");
     assert!(matches!(err, TransferError::Cancelled), "{name}: {err:?}");
 
-    for k in [&broken, &cancelled] {
+    // Bodies shorter or longer than their Content-Length, small (one PUT) and large (multipart): the
+    // verified stream fails in place of ending, so the store never completes them.
+    let mut wrong_length = Vec::new();
+    for (total, announced) in [
+        (MIB, MIB + 1),
+        (MIB + 1, MIB),
+        (BIG - 1, BIG),
+        (BIG + 1, BIG),
+        (3 * PART as u64, 2 * PART as u64),
+    ] {
+        let k = key(&format!("abort/length-{total}-of-{announced}.bin"));
+        let err = run_upload(
+            store,
+            &k,
+            synthetic_download(total, Some(announced), Fault::None),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect_err("a body of the wrong length fails the upload");
+        let Some(Check::Length { expected, actual }) = (match &err {
+            TransferError::Source(StreamError::Integrity(e)) => e.check().cloned(),
+            _ => None,
+        }) else {
+            panic!("{name}: {total} bytes announced as {announced}: {err:?}");
+        };
+        assert_eq!(expected, announced, "{name}: {err}");
+        if total < announced {
+            assert_eq!(
+                actual, total,
+                "{name}: a short body counts every byte: {err}"
+            );
+        } else {
+            assert!(
+                actual > announced && actual <= announced + CHUNK as u64,
+                "{name}: a long body stops at the first chunk past the length: {err}"
+            );
+        }
+        wrong_length.push(k);
+    }
+
+    for k in [&broken, &cancelled].into_iter().chain(&wrong_length) {
         assert!(
             store.head(k).await.unwrap().is_none(),
             "{name}: an aborted upload left an object at {k}"
