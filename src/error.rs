@@ -74,3 +74,13 @@ impl Error {
 
 /// Shorthand for results with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::audit::retention::RetentionError> for Error {
+    fn from(e: crate::audit::retention::RetentionError) -> Error {
+        use crate::audit::retention::RetentionError;
+        match e {
+            RetentionError::Catalog(c) => c.into(),
+            RetentionError::Store(s) => Error::Store(s),
+        }
+    }
+}

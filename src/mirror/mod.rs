@@ -19,8 +19,9 @@
 //! finish, then the `abort` token cancels their transfers (multipart uploads are aborted).
 //!
 //! The module's files follow that story: [`poll`] (the cycle: which jobs changed, which builds to start),
-//! [`build`] (one build's transfers), [`commit`] (the commit and the pointers), [`schedule`] (what the loop
-//! does with a build task's outcome: retries, give-ups, missed builds) and [`stats`] (counters, metrics).
+//! [`build`] (one build's transfers), [`commit`] (the commit step), [`schedule`] (what the loop does with a
+//! build task's outcome: retries, give-ups, missed builds) and [`stats`] (counters, metrics). Every write
+//! of metadata (manifest, `SHA256SUMS`, pointers, index) is the archive's ([`crate::archive::Archive`]).
 
 mod build;
 mod commit;
@@ -37,6 +38,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    archive::Archive,
     config::{Config, MirrorConfig, RetentionRule},
     format::{
         layout::{self, JobPath},
@@ -135,6 +137,8 @@ impl Summary {
 struct Shared {
     cfg: MirrorConfig,
     store: Store,
+    /// The writer of the mirror's metadata (manifests, pointers, indexes) in `store`.
+    archive: Archive,
     limits: TransferLimits,
     transfers: Arc<Semaphore>,
     builds: Arc<Semaphore>,
@@ -213,6 +217,7 @@ impl Mirror {
             transfers: Arc::new(Semaphore::new(cfg.transfers)),
             builds: Arc::new(Semaphore::new(cfg.transfers.max(2))),
             cfg,
+            archive: Archive::new(store.clone()),
             store,
             limits,
             stats: Arc::new(Stats::default()),

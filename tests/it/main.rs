@@ -1,5 +1,6 @@
 //! jam's integration tests: one binary, one module per area.
 
+mod archive_owner;
 mod cli;
 mod config_files;
 mod faults;
