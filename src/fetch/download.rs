@@ -185,11 +185,11 @@ impl Fetcher {
             };
             check_relative_path(&rel)?;
             if let Some(other) = seen.insert(rel.clone(), &a.path) {
-                return Err(FetchError::Usage(format!(
-                    "--flatten would write '{other}' and '{}' to the same file '{rel}'; \
-                     narrow the selection with --artifact or drop --flatten",
-                    a.path
-                )));
+                return Err(FetchError::Flatten {
+                    first: other.to_string(),
+                    second: a.path.clone(),
+                    file: rel,
+                });
             }
             targets.push((a, rel));
         }
@@ -356,10 +356,7 @@ impl Fetcher {
     async fn open(&self, a: &Wanted) -> Result<(Option<u64>, ByteStream), FetchError> {
         match &a.location {
             Location::Store(key) => {
-                let store = self
-                    .store
-                    .as_ref()
-                    .ok_or_else(|| FetchError::Usage("no store to read from".into()))?;
+                let store = self.store.as_ref().ok_or(FetchError::NoReader("store"))?;
                 let r = match store.object_store().get(key).await {
                     Ok(r) => r,
                     Err(object_store::Error::NotFound { .. }) => {
@@ -404,7 +401,7 @@ impl Fetcher {
                 let client = self
                     .jenkins
                     .as_ref()
-                    .ok_or_else(|| FetchError::Usage("no Jenkins to read from".into()))?;
+                    .ok_or(FetchError::NoReader("Jenkins"))?;
                 let d = client.download(url).await?;
                 Ok((d.content_length, d.body.map_err(FetchError::from).boxed()))
             }

@@ -39,7 +39,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     archive::Archive,
-    config::{Config, MirrorConfig, RetentionRule},
+    config::{Config, ConfigError, MirrorConfig, RetentionRule},
     format::{
         layout::{self, JobPath},
         manifest::Manifest,
@@ -104,6 +104,18 @@ impl BuildError {
     pub fn retryable(&self) -> bool {
         !matches!(self, BuildError::UnsafePath(_) | BuildError::Cancelled)
     }
+}
+
+/// Why a worker cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The configuration names no controller.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A controller's client cannot be built.
+    #[error(transparent)]
+    Jenkins(#[from] JenkinsError),
 }
 
 /// What one run of the worker did (returned by [`Mirror::run`]).
@@ -176,9 +188,9 @@ pub struct Mirror {
 
 impl Mirror {
     /// Builds a worker for a validated configuration and an opened store.
-    pub fn new(cfg: &Config, store: Store) -> crate::Result<Mirror> {
+    pub fn new(cfg: &Config, store: Store) -> Result<Mirror, SetupError> {
         if cfg.jenkins.is_empty() {
-            return Err(crate::Error::Config(crate::config::ConfigError::Invalid {
+            return Err(SetupError::Config(ConfigError::Invalid {
                 key: "jenkins".into(),
                 message: "no controller configured: add a [[jenkins]] table to the config, or set JENKINS_URL, \
                           JENKINS_USER and JENKINS_API_TOKEN"

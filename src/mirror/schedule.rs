@@ -11,11 +11,11 @@ use crate::{
     archive::{Archive, IndexChange},
     format::{
         layout::{JobPath, Layout},
-        manifest::{Failure, JobIndex, now_rfc3339},
+        manifest::{Failure, now_rfc3339},
     },
 };
 
-use super::{BuildError, Mirror, Outcome, Report, Summary};
+use super::{BuildError, Mirror, Outcome, Report, Summary, poll::JobState};
 
 impl Mirror {
     pub(super) async fn handle(&mut self, r: Report, summary: &mut Summary) {
@@ -43,14 +43,9 @@ impl Mirror {
                 shared.stats.builds_missed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(controller = %name, job = %r.job, build = r.number, "build was deleted from Jenkins before it was mirrored");
                 let change = IndexChange::Missed(r.number);
-                record(
-                    &shared.archive,
-                    &src.layout,
-                    &r.job,
-                    &mut state.index,
-                    change,
-                )
-                .await;
+                state
+                    .record(&shared.archive, &src.layout, &r.job, change)
+                    .await;
             }
             Outcome::Failed(BuildError::Cancelled) => {
                 // Shutdown interrupted it: not an attempt; the next run starts it again.
@@ -77,14 +72,9 @@ impl Mirror {
                         number: r.number,
                         failure,
                     };
-                    record(
-                        &shared.archive,
-                        &src.layout,
-                        &r.job,
-                        &mut state.index,
-                        change,
-                    )
-                    .await;
+                    state
+                        .record(&shared.archive, &src.layout, &r.job, change)
+                        .await;
                 } else {
                     let base = shared
                         .cfg
@@ -108,24 +98,26 @@ impl Mirror {
     }
 }
 
-/// Records a missed or failed build in the job's index in the store, and the same change in the worker's
-/// copy. A store failure is logged, and the copy records the change all the same: this worker leaves the
-/// build alone, while a restarted one, which reads the store's index, tries it again.
-async fn record(
-    archive: &Archive,
-    layout: &Layout,
-    job: &JobPath,
-    index: &mut Option<JobIndex>,
-    change: IndexChange,
-) {
-    if let Err(e) = archive.change_index(layout, job, &change).await {
-        let what = match change {
-            IndexChange::Missed(_) => "missed",
-            _ => "failed",
-        };
-        tracing::warn!(job = %job, error = %e, "could not record {what} build in the index");
-    }
-    if let Some(ix) = index {
-        change.apply(ix);
+impl JobState {
+    /// Records a missed or failed build in the job's index in the store, and the same change in the
+    /// worker's copy. A store failure is logged, and the copy records the change all the same: this worker
+    /// leaves the build alone, while a restarted one, which reads the store's index, tries it again.
+    async fn record(
+        &mut self,
+        archive: &Archive,
+        layout: &Layout,
+        job: &JobPath,
+        change: IndexChange,
+    ) {
+        if let Err(e) = archive.change_index(layout, job, &change).await {
+            let what = match change {
+                IndexChange::Missed(_) => "missed",
+                _ => "failed",
+            };
+            tracing::warn!(job = %job, error = %e, "could not record {what} build in the index");
+        }
+        if let Some(ix) = &mut self.index {
+            change.apply(ix);
+        }
     }
 }
