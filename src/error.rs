@@ -1,11 +1,24 @@
 //! The library's error type and the exit codes the CLI derives from it.
 //!
 //! Each module has its own error enum that names the input it could not handle (a config file and line, a
-//! Jenkins URL, a store key); [`Error`] gathers them so callers can tell classes of failure apart, and
-//! [`Error::exit_code`] maps each class onto the stable exit codes documented in the README.
+//! Jenkins URL, a store key, a job name and the jobs there are); [`Error`] gathers them so callers can tell
+//! classes of failure apart, and [`Error::exit_code`] maps each class onto the stable exit codes
+//! documented in the README. The conversions from the modules' errors live here, at the top: no module
+//! below the CLI imports this one.
+
+use std::path::PathBuf;
 
 use crate::{
-    config::ConfigError, integrity::IntegrityError, jenkins::JenkinsError, store::StoreError,
+    archive::CatalogError,
+    audit::{retention::RetentionError, verify::Report},
+    config::ConfigError,
+    fetch::FetchError,
+    integrity::IntegrityError,
+    jenkins::JenkinsError,
+    mirror::SetupError,
+    ops::BindError,
+    resolve::{NotFound, ResolveError},
+    store::StoreError,
 };
 
 /// Stable process exit codes (documented in the README and `jam --help`).
@@ -20,6 +33,17 @@ pub mod exit {
     pub const NOT_FOUND: u8 = 3;
     /// Integrity failure: a checksum or size did not match.
     pub const INTEGRITY: u8 = 4;
+
+    /// The exit code of an audit: 0 when clean, 4 when any problem is about the bytes, 1 otherwise.
+    pub fn of_audit(report: &super::Report) -> u8 {
+        if report.ok() {
+            OK
+        } else if report.problems.iter().any(|p| p.kind.is_integrity()) {
+            INTEGRITY
+        } else {
+            FAILURE
+        }
+    }
 }
 
 /// Any error the jam library reports.
@@ -29,47 +53,76 @@ pub enum Error {
     /// The configuration (file, environment or flags) is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A flag or argument is invalid in a way clap cannot see.
+    /// A flag or argument is invalid in a way clap cannot see (phrased by the command).
     #[error("{0}")]
     Usage(String),
+    /// A name does not say which source, controller, job or build is meant (ambiguous, malformed), or
+    /// the mirror's documents disagree about a build.
+    #[error(transparent)]
+    Resolve(ResolveError),
+    /// Reading the mirror's catalog failed: a document does not parse, or a name matches several jobs.
+    #[error(transparent)]
+    Catalog(CatalogError),
+    /// A fetch failed: a bad glob, colliding `--flatten` names, an unsafe path, a store read.
+    #[error(transparent)]
+    Fetch(FetchError),
     /// Talking to Jenkins failed.
     #[error(transparent)]
     Jenkins(#[from] JenkinsError),
     /// Talking to the object store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A job, build or artifact does not exist (in the mirror or in Jenkins).
-    #[error("{0}")]
-    NotFound(String),
+    /// A job, build, artifact or source does not exist (in the mirror or in Jenkins).
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
     /// Bytes did not match their recorded size or digest (which artifact, which check, expected and
     /// found), or the archive's records contradict each other.
     #[error(transparent)]
     Integrity(IntegrityError),
+    /// The metrics endpoint's address cannot be listened on.
+    #[error(transparent)]
+    Listen(#[from] BindError),
     /// A local file operation failed.
     #[error("{what} '{path}': {source}")]
     Io {
         /// What jam was doing.
         what: &'static str,
         /// The local path involved.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
     },
-    /// Anything else, already phrased for the user.
-    #[error("{0}")]
-    Other(String),
+    /// A report could not be rendered as JSON.
+    #[error("cannot render JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 impl Error {
     /// The process exit code that reports this error (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Usage(_) => exit::USAGE,
+            Error::Config(_) | Error::Usage(_) | Error::Listen(_) => exit::USAGE,
             Error::Store(StoreError::Config { .. }) => exit::USAGE,
             Error::NotFound(_) => exit::NOT_FOUND,
             Error::Integrity(_) => exit::INTEGRITY,
             Error::Jenkins(e) if e.is_not_found() => exit::NOT_FOUND,
             Error::Store(e) if e.is_not_found() => exit::NOT_FOUND,
+            Error::Resolve(ResolveError::Jenkins(e)) if e.is_not_found() => exit::NOT_FOUND,
+            Error::Resolve(ResolveError::NotFound(_)) => exit::NOT_FOUND,
+            Error::Resolve(ResolveError::Jenkins(_) | ResolveError::Catalog(_)) => exit::FAILURE,
+            Error::Resolve(_) => exit::USAGE,
+            Error::Catalog(
+                CatalogError::Ambiguous { .. } | CatalogError::SeveralSources { .. },
+            ) => exit::USAGE,
+            Error::Catalog(CatalogError::NoSuchJob { .. } | CatalogError::NoSources { .. }) => {
+                exit::NOT_FOUND
+            }
+            Error::Fetch(FetchError::BadGlob { .. } | FetchError::Flatten { .. }) => exit::USAGE,
+            Error::Fetch(FetchError::NotFound(_)) => exit::NOT_FOUND,
+            Error::Fetch(FetchError::Integrity(_)) => exit::INTEGRITY,
             _ => exit::FAILURE,
         }
     }
@@ -77,3 +130,65 @@ impl Error {
 
 /// Shorthand for results with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<CatalogError> for Error {
+    fn from(e: CatalogError) -> Error {
+        match e {
+            CatalogError::Store(s) => Error::Store(s),
+            CatalogError::NoSuchJob { name, source_name } => Error::NotFound(NotFound::Job {
+                name,
+                source_name,
+                known: Vec::new(),
+            }),
+            CatalogError::NoSources { store } => Error::NotFound(NotFound::Source {
+                name: None,
+                store,
+                known: Vec::new(),
+            }),
+            e => Error::Catalog(e),
+        }
+    }
+}
+
+impl From<ResolveError> for Error {
+    fn from(e: ResolveError) -> Error {
+        match e {
+            ResolveError::Catalog(c) => c.into(),
+            ResolveError::Jenkins(j) => Error::Jenkins(j),
+            ResolveError::NotFound(n) => Error::NotFound(n),
+            ResolveError::Records(r) => Error::Integrity(r),
+            e => Error::Resolve(e),
+        }
+    }
+}
+
+impl From<FetchError> for Error {
+    fn from(e: FetchError) -> Error {
+        match e {
+            FetchError::Store(s) => Error::Store(s),
+            FetchError::Jenkins(j) => Error::Jenkins(j),
+            FetchError::NotFound(n) => Error::NotFound(n),
+            FetchError::Integrity(m) => Error::Integrity(m),
+            FetchError::Io { what, path, source } => Error::Io { what, path, source },
+            e => Error::Fetch(e),
+        }
+    }
+}
+
+impl From<RetentionError> for Error {
+    fn from(e: RetentionError) -> Error {
+        match e {
+            RetentionError::Catalog(c) => c.into(),
+            RetentionError::Store(s) => Error::Store(s),
+        }
+    }
+}
+
+impl From<SetupError> for Error {
+    fn from(e: SetupError) -> Error {
+        match e {
+            SetupError::Config(c) => Error::Config(c),
+            SetupError::Jenkins(j) => Error::Jenkins(j),
+        }
+    }
+}

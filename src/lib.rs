@@ -15,7 +15,8 @@
 //! - [`jenkins`]: the API client and its model;
 //! - [`integrity`]: the verified byte stream (length, SHA-256, MD5) and the fingerprint rules;
 //! - [`archive`]: the one owner of the mirror's metadata (catalog, indexes, pointers);
-//! - work: [`mirror`] (the worker), [`fetch`] (verified downloads), [`audit`] (verify and retention);
+//! - work: [`resolve`] (which source, job and build a name means), [`mirror`] (the worker), [`fetch`]
+//!   (verified downloads), [`audit`] (verify and retention);
 //! - [`ops`]: the `/metrics`, `/healthz` and `/readyz` endpoint, logs, `jam doctor`;
 //! - [`cli`]: the `jam` command line, and [`error`], the error every command reports with its exit code.
 //!
@@ -34,6 +35,7 @@ pub mod jenkins;
 pub mod metrics;
 pub mod mirror;
 pub mod ops;
+pub mod resolve;
 pub mod retry;
 pub mod store;
 

@@ -1,6 +1,6 @@
 //! Reading what the mirror holds: the sources (controllers) at the store's root, the jobs below each
 //! (a walk of `<source>/job/<seg>/` levels with one `list_dir` per level), and a job's index, pointers and
-//! manifests. `jam ls`, `jam verify` and `jam fetch`'s name resolution are built on it.
+//! manifests. `jam ls`, `jam verify` and the name resolution of [`crate::resolve`] are built on it.
 //!
 //! A job is a prefix that holds `index.json`; a folder (or multibranch project) is a prefix with `job/`
 //! children. A name typed by a user (`app/feature/x`) does not say where one item name ends and the next
@@ -30,15 +30,15 @@ pub enum CatalogError {
         /// The parser's complaint.
         message: String,
     },
-    /// No job by that name in the mirror.
-    #[error("no job '{name}' in the mirror (source '{source_name}'){hint}")]
+    /// No job by that name in the mirror ([`crate::resolve`] tells the user which jobs there are).
+    #[error(
+        "no job '{name}' in the mirror (source '{source_name}'); `jam ls` lists the mirrored jobs"
+    )]
     NoSuchJob {
         /// The name as given.
         name: String,
         /// The source searched.
         source_name: String,
-        /// Extra guidance, starting with `; ` when present.
-        hint: String,
     },
     /// The name matches several jobs.
     #[error("'{name}' matches several jobs: {}; give the item names as Jenkins stores them (a branch 'a/b' is 'a%2Fb')", .candidates.join(", "))]
@@ -48,25 +48,20 @@ pub enum CatalogError {
         /// The jobs it could mean (encoded full names).
         candidates: Vec<String>,
     },
-    /// The store holds no mirrored sources, or several where one was needed.
-    #[error("{0}")]
-    Source(String),
-}
-
-impl From<CatalogError> for crate::Error {
-    fn from(e: CatalogError) -> crate::Error {
-        match e {
-            CatalogError::Store(s) => crate::Error::Store(s),
-            CatalogError::NoSuchJob { .. } => crate::Error::NotFound(e.to_string()),
-            CatalogError::Source(ref m) if m.starts_with("no ") => {
-                crate::Error::NotFound(e.to_string())
-            }
-            CatalogError::Ambiguous { .. } | CatalogError::Source(_) => {
-                crate::Error::Usage(e.to_string())
-            }
-            CatalogError::Corrupt { .. } => crate::Error::Other(e.to_string()),
-        }
-    }
+    /// The store holds no mirrored sources.
+    #[error("no mirrored builds in the store at {store}")]
+    NoSources {
+        /// The store, as described for messages.
+        store: String,
+    },
+    /// The store holds several sources where one was needed.
+    #[error("the store at {store} holds several sources ({}); choose one with --source", .sources.join(", "))]
+    SeveralSources {
+        /// The store, as described for messages.
+        store: String,
+        /// The sources it holds.
+        sources: Vec<String>,
+    },
 }
 
 /// A job found in the mirror.
@@ -114,15 +109,13 @@ impl Catalog {
         let sources = self.sources().await?;
         match sources.as_slice() {
             [one] => Ok(one.clone()),
-            [] => Err(CatalogError::Source(format!(
-                "no mirrored builds in the store at {}",
-                self.store.describe()
-            ))),
-            many => Err(CatalogError::Source(format!(
-                "the store at {} holds several sources ({}); choose one with --source",
-                self.store.describe(),
-                many.join(", ")
-            ))),
+            [] => Err(CatalogError::NoSources {
+                store: self.store.describe().into(),
+            }),
+            many => Err(CatalogError::SeveralSources {
+                store: self.store.describe().into(),
+                sources: many.to_vec(),
+            }),
         }
     }
 
@@ -179,7 +172,6 @@ impl Catalog {
             return Err(CatalogError::NoSuchJob {
                 name: name.into(),
                 source_name: layout.source().into(),
-                hint: String::new(),
             });
         }
         let plain = JobPath::new(parts.iter().copied());
@@ -221,7 +213,6 @@ impl Catalog {
             0 => Err(CatalogError::NoSuchJob {
                 name: name.into(),
                 source_name: layout.source().into(),
-                hint: "; `jam ls` lists the mirrored jobs".into(),
             }),
             _ => Err(CatalogError::Ambiguous {
                 name: name.into(),

@@ -1,6 +1,47 @@
 //! The archive: the one owner of the mirror's metadata. [`catalog`] reads what the mirror holds (sources,
-//! jobs, indexes, pointers, manifests).
+//! jobs, indexes, pointers, manifests); [`Archive`] is the only writer of that metadata:
+//!
+//! - [`commit`]: a build's commit (`SHA256SUMS`, then the manifest with a conditional create: the commit
+//!   marker) and its publication (the job's pointers, forward only, then the job's index);
+//! - [`index`]: every other change of a job's `index.json` (missed and failed builds, the first-sight
+//!   floor), each a compare-and-swap update, described by an [`IndexChange`] that the worker also applies
+//!   to its in-memory copy;
+//! - [`retire`]: retention's deletion of builds, in the order that keeps "a build is mirrored if and only if
+//!   its manifest exists".
+//!
+//! The artifact bytes are not metadata: the store's write path stores them, and a build's manifest
+//! commits them afterwards.
 
 pub mod catalog;
+pub mod commit;
+pub mod index;
+pub mod retire;
+
+use crate::store::Store;
 
 pub use catalog::{Catalog, CatalogError, JobEntry};
+pub use commit::Committed;
+pub use index::IndexChange;
+
+/// Writes the mirror's metadata: manifests, `SHA256SUMS`, pointers and job indexes.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    store: Store,
+}
+
+impl Archive {
+    /// The archive in a store.
+    pub fn new(store: Store) -> Archive {
+        Archive { store }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A reader of the same store.
+    pub fn catalog(&self) -> Catalog {
+        Catalog::new(self.store.clone())
+    }
+}

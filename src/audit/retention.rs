@@ -10,7 +10,8 @@
 //! then its `SHA256SUMS` and artifacts, and last the job's `index.json`, with a compare-and-swap update
 //! that removes the builds and raises the index's `floor` to the newest deleted build, so a worker does
 //! not mirror again a build Jenkins still keeps. A pass interrupted anywhere leaves builds that are either
-//! intact, or have no manifest and are still listed in the index; the next pass finishes them.
+//! intact, or have no manifest and are still listed in the index; the next pass finishes them. The
+//! deletions themselves are the archive's ([`Archive::retire`]); this module decides which builds go.
 //!
 //! [`prune`] walks every job in the store (one pass); the worker runs it every
 //! `mirror.retention_interval`, and `jam prune` runs it on demand (`--dry-run` reports without deleting).
@@ -24,9 +25,12 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    archive::catalog::{Catalog, CatalogError, display_name},
+    archive::{
+        Archive,
+        catalog::{Catalog, CatalogError, display_name},
+    },
     config::RetentionRule,
-    format::layout::{self, JobPath, Layout, PERMALINKS},
+    format::layout::{JobPath, Layout, PERMALINKS},
     format::manifest::JobIndex,
     store::{Store, StoreError},
 };
@@ -41,15 +45,6 @@ pub enum RetentionError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<RetentionError> for crate::Error {
-    fn from(e: RetentionError) -> crate::Error {
-        match e {
-            RetentionError::Catalog(c) => c.into(),
-            RetentionError::Store(s) => crate::Error::Store(s),
-        }
-    }
 }
 
 /// How to run a pass.
@@ -253,36 +248,9 @@ pub async fn prune_job(
     if dry_run {
         return Ok(Some(out));
     }
-    let store = catalog.store();
-    // 1. Commit markers first: from here on no doomed build looks mirrored.
-    for &n in &doomed {
-        store
-            .delete(&layout::path(&layout.manifest_key(job, n)))
-            .await?;
-    }
-    // 2. Checksums, then every other object under the build's prefix (the artifacts).
-    for &n in &doomed {
-        store
-            .delete(&layout::path(&layout.sums_key(job, n)))
-            .await?;
-        let prefix = layout::path(&layout.build_prefix(job, n));
-        for meta in store.list_all(&prefix).await? {
-            store.delete(&meta.location).await?;
-        }
-    }
-    // 3. The index, last, with compare-and-swap: a worker may be adding builds to it meanwhile.
-    let top = doomed.iter().copied().max().unwrap_or(0);
-    let key = layout::path(&layout.index_key(job));
-    store
-        .update(&key, |cur| {
-            let mut ix = JobIndex::parse(cur?, "index").ok()?;
-            let before = (ix.builds.len(), ix.floor);
-            for n in &doomed {
-                ix.builds.remove(n);
-            }
-            ix.floor = ix.floor.max(top);
-            (before != (ix.builds.len(), ix.floor)).then(|| ix.to_json())
-        })
+    // Manifests first, then checksums and artifacts, then the index (see `archive::retire`).
+    Archive::new(catalog.store().clone())
+        .retire(layout, job, &doomed)
         .await?;
     tracing::info!(
         controller = %layout.source(),

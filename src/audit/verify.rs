@@ -15,7 +15,6 @@ use serde::Serialize;
 
 use crate::{
     archive::catalog::{Catalog, CatalogError},
-    error::exit,
     format::layout::{self, JobPath, Layout, PERMALINKS},
     format::manifest::{ArtifactEntry, JobIndex, Manifest, Pointer, parse_sha256sums},
     integrity::{Check, IntegrityError, Origin, StreamError, VerifiedStream, stored_size},
@@ -88,17 +87,6 @@ impl Report {
     /// Whether the audit found nothing wrong.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
-    }
-
-    /// 0 when clean, 4 when any problem is about the bytes, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        if self.problems.is_empty() {
-            exit::OK
-        } else if self.problems.iter().any(|p| p.kind.is_integrity()) {
-            exit::INTEGRITY
-        } else {
-            exit::FAILURE
-        }
     }
 
     fn merge(&mut self, other: BuildAudit) {

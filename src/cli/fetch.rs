@@ -6,17 +6,19 @@ use std::{io::IsTerminal, path::PathBuf, sync::Arc};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use super::shared;
+use super::{
+    output::{human_size, print_json},
+    runtime::run_interruptible,
+    shared,
+};
 use crate::{
     archive::catalog::Catalog,
     config::Overrides,
     error::{Error, exit},
-    fetch::{
-        self, BuildSelector, DirOptions, Fetched, Fetcher, ItemProgress, JobArg, Origin, Progress,
-        Resolved, Status,
-    },
+    fetch::{DirOptions, Fetched, Fetcher, ItemProgress, Origin, Progress, Resolved, Status},
     format::manifest::ms_to_rfc3339,
     jenkins::JenkinsClient,
+    resolve::{self, BuildSelector, JobArg, Scope},
     store::Store,
 };
 
@@ -111,52 +113,36 @@ struct FileReport {
 
 /// Runs `jam fetch`.
 pub fn run(args: FetchArgs, mut flags: Overrides) -> crate::Result<u8> {
-    let job_arg = JobArg::parse(&args.job).map_err(Error::Usage)?;
+    let job_arg = JobArg::parse(&args.job)?;
     flags.jenkins_url = args.jenkins.clone();
     flags.jenkins_user = args.user.clone();
     let (cfg, configured) = shared::load(&flags, args.from == From::Jenkins)?;
-    let build = args
-        .build
-        .or(match &job_arg {
-            JobArg::Url { build, .. } => *build,
-            JobArg::Name(_) => None,
-        })
-        .unwrap_or_default();
+    let build = job_arg.build(args.build).unwrap_or_default();
     let parallel = args
         .parallel
         .map(usize::from)
         .unwrap_or(cfg.fetch.downloads);
-    shared::run_interruptible(async move {
-        let (resolved, fetcher) = match args.from {
+    let scope = Scope::new(args.source.clone(), configured);
+    run_interruptible(async move {
+        let (mut resolved, fetcher) = match args.from {
             From::Mirror => {
                 let store = Store::open(&cfg.store)?;
                 let catalog = Catalog::new(store.clone());
-                let source = fetch::pick_source(
-                    args.source.as_deref(),
-                    &configured,
-                    Some(&job_arg),
-                    Some(&catalog),
+                let b = scope.build(&catalog, &job_arg, build).await?;
+                (
+                    Resolved::from_mirror(&b),
+                    Fetcher::from_store(store, cfg.mirror.part_size),
                 )
-                .await?;
-                let r = fetch::resolve_from_mirror(&catalog, &source, &job_arg, build).await?;
-                (r, Fetcher::from_store(store, cfg.mirror.part_size))
             }
             From::Jenkins => {
-                let source =
-                    fetch::pick_source(args.source.as_deref(), &configured, Some(&job_arg), None)
-                        .await?;
-                let jc = cfg.jenkins.iter().find(|j| j.name == source).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--from jenkins: no Jenkins controller named '{source}' is configured; \
-                         set JENKINS_URL, JENKINS_USER and JENKINS_API_TOKEN, or add a [[jenkins]] table"
-                    ))
-                })?;
-                let client = JenkinsClient::new(jc)?;
-                let r = fetch::resolve_from_jenkins(&client, &job_arg, build).await?;
-                (r, Fetcher::from_jenkins(client))
+                let client = JenkinsClient::new(scope.controller(&cfg.jenkins, &job_arg)?)?;
+                let b = resolve::jenkins::build(&client, &job_arg, build).await?;
+                (
+                    Resolved::from_jenkins(&client, &b)?,
+                    Fetcher::from_jenkins(client),
+                )
             }
         };
-        let mut resolved = resolved;
         resolved.select(&args.artifact)?;
         let show = !args.quiet && std::io::stderr().is_terminal();
         let bars = Arc::new(Bars::new(show));
@@ -185,7 +171,7 @@ pub fn run(args: FetchArgs, mut flags: Overrides) -> crate::Result<u8> {
         };
         bars.clear();
         if args.json {
-            print_json(&resolved, &files)?;
+            print_json(&report(&resolved, &files))?;
         }
         if !args.quiet {
             summary(&resolved, &files, &args);
@@ -208,8 +194,8 @@ fn stdout() -> crate::Result<tokio::fs::File> {
     Ok(tokio::fs::File::from_std(std::fs::File::from(fd)))
 }
 
-fn print_json(r: &Resolved, files: &[Fetched]) -> crate::Result<()> {
-    let report = Report {
+fn report<'a>(r: &'a Resolved, files: &[Fetched]) -> Report<'a> {
+    Report {
         source: &r.source,
         job: r.job.full_name(),
         items: r.job.names(),
@@ -227,11 +213,7 @@ fn print_json(r: &Resolved, files: &[Fetched]) -> crate::Result<()> {
                 status: f.status,
             })
             .collect(),
-    };
-    let text = serde_json::to_string_pretty(&report)
-        .map_err(|e| Error::Other(format!("cannot render JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
+    }
 }
 
 fn summary(r: &Resolved, files: &[Fetched], args: &FetchArgs) {
@@ -248,7 +230,7 @@ fn summary(r: &Resolved, files: &[Fetched], args: &FetchArgs) {
         if r.result.is_empty() { "?" } else { &r.result },
         files.len(),
         if files.len() == 1 { "" } else { "s" },
-        shared::human_size(bytes),
+        human_size(bytes),
     );
     if present > 0 {
         line.push_str(&format!(", {present} already present"));

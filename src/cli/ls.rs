@@ -4,14 +4,18 @@
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::shared::{self, human_size, table};
+use super::{
+    output::{human_size, print_json, table},
+    runtime::run_interruptible,
+    shared,
+};
 use crate::{
-    archive::catalog::Catalog,
+    archive::catalog::{Catalog, JobEntry},
     config::Overrides,
-    error::{Error, exit},
-    fetch::{self, BuildSelector, JobArg},
+    error::exit,
     format::layout::{JobPath, Layout},
-    format::manifest::{JobIndex, ms_to_rfc3339},
+    format::manifest::{JobIndex, Manifest, ms_to_rfc3339},
+    resolve::{BuildSelector, JobArg, MirrorJob, Scope},
     store::Store,
 };
 
@@ -61,49 +65,28 @@ pub fn run(args: LsArgs, flags: Overrides) -> crate::Result<u8> {
     let (cfg, configured) = shared::load(&flags, false)?;
     let store = Store::open(&cfg.store)?;
     let catalog = Catalog::new(store);
-    shared::run_interruptible(async move {
-        match &args.job {
-            None => list_jobs(&catalog, &args).await,
-            Some(job) => {
-                let job_arg = JobArg::parse(job).map_err(Error::Usage)?;
-                let source = fetch::pick_source(
-                    args.source.as_deref(),
-                    &configured,
-                    Some(&job_arg),
-                    Some(&catalog),
-                )
-                .await?;
-                let layout = Layout::new(&source);
-                let build = args.build.or(match &job_arg {
-                    JobArg::Url { build, .. } => *build,
-                    JobArg::Name(_) => None,
-                });
-                match build {
-                    Some(b) => list_artifacts(&catalog, &source, &job_arg, b, args.json).await,
-                    None => {
-                        let path = match &job_arg {
-                            JobArg::Url { job, .. } => job.clone(),
-                            JobArg::Name(n) => catalog.resolve_job(&layout, n).await?,
-                        };
-                        list_builds(&catalog, &layout, &path, args.json).await
-                    }
+    let job = args.job.as_deref().map(JobArg::parse).transpose()?;
+    let scope = Scope::new(args.source.clone(), configured);
+    run_interruptible(async move {
+        match job {
+            None => list_jobs(&catalog, &scope, args.json).await,
+            Some(job) => match job.build(args.build) {
+                Some(b) => {
+                    list_artifacts(&scope.build(&catalog, &job, b).await?.manifest, args.json)
                 }
-            }
+                None => {
+                    let (found, ix) = scope.job_index(&catalog, &job).await?;
+                    list_builds(&found, &ix, args.json)
+                }
+            },
         }
     })
 }
 
-async fn list_jobs(catalog: &Catalog, args: &LsArgs) -> crate::Result<u8> {
-    let sources = match &args.source {
-        Some(s) => vec![s.clone()],
-        None => catalog.sources().await?,
-    };
-    let mut jobs = Vec::new();
-    for s in &sources {
-        jobs.extend(catalog.jobs(s).await?);
-    }
-    let indexes: Vec<crate::Result<(crate::archive::catalog::JobEntry, Option<JobIndex>)>> =
-        futures::stream::iter(jobs)
+async fn list_jobs(catalog: &Catalog, scope: &Scope, json: bool) -> crate::Result<u8> {
+    let listing = scope.all_jobs(catalog).await?;
+    let indexes: Vec<crate::Result<(JobEntry, Option<JobIndex>)>> =
+        futures::stream::iter(listing.jobs)
             .map(|j| async move {
                 let ix = catalog.index(&Layout::new(&j.source), &j.job).await?;
                 Ok((j, ix))
@@ -128,7 +111,7 @@ async fn list_jobs(catalog: &Catalog, args: &LsArgs) -> crate::Result<u8> {
             missed: ix.missed.len(),
         });
     }
-    if args.json {
+    if json {
         print_json(&rows)?;
         return Ok(exit::OK);
     }
@@ -139,7 +122,7 @@ async fn list_jobs(catalog: &Catalog, args: &LsArgs) -> crate::Result<u8> {
         );
         return Ok(exit::OK);
     }
-    let several = sources.len() > 1;
+    let several = listing.sources.len() > 1;
     let mut header = vec![
         "JOB", "LATEST", "RESULT", "STARTED", "BUILDS", "FAILED", "MISSED",
     ];
@@ -173,16 +156,8 @@ async fn list_jobs(catalog: &Catalog, args: &LsArgs) -> crate::Result<u8> {
     Ok(exit::OK)
 }
 
-async fn list_builds(
-    catalog: &Catalog,
-    layout: &Layout,
-    job: &JobPath,
-    json: bool,
-) -> crate::Result<u8> {
-    let ix = catalog
-        .index(layout, job)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no job '{job}' in the mirror")))?;
+fn list_builds(found: &MirrorJob, ix: &JobIndex, json: bool) -> crate::Result<u8> {
+    let job = &found.job;
     let mut rows: Vec<BuildRow> = Vec::new();
     for (n, b) in &ix.builds {
         rows.push(BuildRow {
@@ -231,7 +206,7 @@ async fn list_builds(
             builds: &'a [BuildRow],
         }
         print_json(&Out {
-            source: layout.source(),
+            source: &found.source,
             job: job.full_name(),
             items: job,
             floor: ix.floor,
@@ -270,20 +245,9 @@ async fn list_builds(
     Ok(exit::OK)
 }
 
-async fn list_artifacts(
-    catalog: &Catalog,
-    source: &str,
-    job: &JobArg,
-    build: BuildSelector,
-    json: bool,
-) -> crate::Result<u8> {
-    let r = fetch::resolve_from_mirror(catalog, source, job, build).await?;
-    let m = catalog
-        .manifest(&Layout::new(source), &r.job, r.number)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("{} #{} has no manifest", r.job, r.number)))?;
+fn list_artifacts(m: &Manifest, json: bool) -> crate::Result<u8> {
     if json {
-        print_json(&m)?;
+        print_json(m)?;
         return Ok(exit::OK);
     }
     let mut arts = m.artifacts.clone();
@@ -303,11 +267,4 @@ async fn list_artifacts(
     );
     print!("{}", table(&["PATH", "SIZE", "SHA256"], &cells, &[1]));
     Ok(exit::OK)
-}
-
-fn print_json<T: Serialize>(v: &T) -> crate::Result<()> {
-    let text = serde_json::to_string_pretty(v)
-        .map_err(|e| Error::Other(format!("cannot render JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
 }

@@ -5,7 +5,9 @@ mod doctor;
 mod fetch;
 mod ls;
 mod mirror;
+mod output;
 mod prune;
+mod runtime;
 mod shared;
 mod verify;
 
@@ -136,5 +138,5 @@ fn runtime() -> crate::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
+        .map_err(Error::Runtime)
 }

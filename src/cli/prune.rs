@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use super::{output::human_size, runtime::run_interruptible, shared};
 use crate::{
     audit::retention::{self, PruneOptions},
     config::Overrides,
@@ -25,14 +26,14 @@ pub struct PruneArgs {
 
 /// Runs `jam prune`.
 pub fn run(args: PruneArgs, flags: Overrides) -> crate::Result<u8> {
-    let (cfg, _) = super::shared::load(&flags, false)?;
+    let (cfg, _) = shared::load(&flags, false)?;
     if cfg.retention.is_empty() {
         return Err(Error::Usage(
             "no retention policy: add [[retention]] tables (jobs, keep_last, keep_within) to the config".into(),
         ));
     }
     let store = Store::open(&cfg.store)?;
-    super::shared::run_interruptible(async move {
+    run_interruptible(async move {
         let opts = PruneOptions {
             dry_run: args.dry_run,
             cancel: None,
@@ -62,7 +63,7 @@ pub fn run(args: PruneArgs, flags: Overrides) -> crate::Result<u8> {
                         b.result,
                         ms_to_rfc3339(b.timestamp),
                         b.artifacts,
-                        super::shared::human_size(b.size)
+                        human_size(b.size)
                     );
                 }
             }
@@ -70,7 +71,7 @@ pub fn run(args: PruneArgs, flags: Overrides) -> crate::Result<u8> {
                 out,
                 "{verb} {} build(s), {}, in {} job(s)",
                 report.builds_deleted(),
-                super::shared::human_size(report.bytes_deleted()),
+                human_size(report.bytes_deleted()),
                 report.jobs.len()
             );
         }

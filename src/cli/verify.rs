@@ -1,13 +1,16 @@
 //! `jam verify`: audits the archive (all jobs, or the named ones) and reports every problem by key.
 
-use super::shared::{self, human_size};
+use super::{
+    output::{human_size, print_json},
+    runtime::run_interruptible,
+    shared,
+};
 use crate::{
     archive::catalog::Catalog,
     audit::verify::{self, VerifyOptions},
     config::Overrides,
-    error::Error,
-    fetch::{self, JobArg},
-    format::layout::Layout,
+    error::exit,
+    resolve::{JobArg, Scope},
     store::Store,
 };
 
@@ -39,35 +42,19 @@ pub fn run(args: VerifyArgs, flags: Overrides) -> crate::Result<u8> {
     let (cfg, configured) = shared::load(&flags, false)?;
     let store = Store::open(&cfg.store)?;
     let catalog = Catalog::new(store);
-    shared::run_interruptible(async move {
-        let mut jobs = Vec::new();
-        if args.jobs.is_empty() {
-            let sources = match &args.source {
-                Some(s) => vec![s.clone()],
-                None => catalog.sources().await?,
-            };
-            for s in sources {
-                for j in catalog.jobs(&s).await? {
-                    jobs.push((j.source, j.job));
-                }
-            }
-        } else {
-            for j in &args.jobs {
-                let arg = JobArg::parse(j).map_err(Error::Usage)?;
-                let source = fetch::pick_source(
-                    args.source.as_deref(),
-                    &configured,
-                    Some(&arg),
-                    Some(&catalog),
-                )
-                .await?;
-                let path = match &arg {
-                    JobArg::Url { job, .. } => job.clone(),
-                    JobArg::Name(n) => catalog.resolve_job(&Layout::new(&source), n).await?,
-                };
-                jobs.push((source, path));
-            }
-        }
+    let jobs = args
+        .jobs
+        .iter()
+        .map(|j| JobArg::parse(j))
+        .collect::<Result<Vec<_>, _>>()?;
+    let scope = Scope::new(args.source.clone(), configured);
+    run_interruptible(async move {
+        let jobs: Vec<_> = scope
+            .jobs(&catalog, &jobs)
+            .await?
+            .into_iter()
+            .map(|j| (j.source, j.job))
+            .collect();
         let report = verify::verify(
             &catalog,
             &jobs,
@@ -78,9 +65,7 @@ pub fn run(args: VerifyArgs, flags: Overrides) -> crate::Result<u8> {
         )
         .await;
         if args.json {
-            let text = serde_json::to_string_pretty(&report)
-                .map_err(|e| Error::Other(format!("cannot render JSON: {e}")))?;
-            println!("{text}");
+            print_json(&report)?;
         } else {
             let mut line = format!(
                 "verified {} job{}, {} build{}, {} artifact{}, {} pointer{}",
@@ -113,7 +98,7 @@ pub fn run(args: VerifyArgs, flags: Overrides) -> crate::Result<u8> {
                 }
             }
         }
-        Ok(report.exit_code())
+        Ok(exit::of_audit(&report))
     })
 }
 

@@ -190,11 +190,11 @@ impl Fetcher {
             };
             check_relative_path(&rel)?;
             if let Some(other) = seen.insert(rel.clone(), &a.path) {
-                return Err(FetchError::Usage(format!(
-                    "--flatten would write '{other}' and '{}' to the same file '{rel}'; \
-                     narrow the selection with --artifact or drop --flatten",
-                    a.path
-                )));
+                return Err(FetchError::Flatten {
+                    first: other.to_string(),
+                    second: a.path.clone(),
+                    file: rel,
+                });
             }
             targets.push((a, rel));
         }
@@ -342,10 +342,7 @@ impl Fetcher {
     async fn open(&self, a: &Wanted) -> Result<(Option<u64>, Origin, ByteStream), FetchError> {
         match &a.location {
             Location::Store(key) => {
-                let store = self
-                    .store
-                    .as_ref()
-                    .ok_or_else(|| FetchError::Usage("no store to read from".into()))?;
+                let store = self.store.as_ref().ok_or(FetchError::NoReader("store"))?;
                 let origin = Origin::Store {
                     key: key.to_string(),
                 };
@@ -389,7 +386,7 @@ impl Fetcher {
                 let client = self
                     .jenkins
                     .as_ref()
-                    .ok_or_else(|| FetchError::Usage("no Jenkins to read from".into()))?;
+                    .ok_or(FetchError::NoReader("Jenkins"))?;
                 let d = client.download(url).await?;
                 let origin = Origin::Jenkins { url: d.url };
                 Ok((

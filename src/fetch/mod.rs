@@ -1,11 +1,10 @@
-//! Getting artifacts out: which job, build and artifacts a `jam fetch` means, and writing them to local
+//! Getting artifacts out: the artifacts of a build ([`crate::resolve`] finds which), written to local
 //! files (or one to a writer) with every byte verified. Usable without the CLI.
 //!
-//! Resolution from the mirror costs what the layout promises: for "the latest successful build" one
-//! pointer read and one manifest read, no listing ([`resolve_from_mirror`]); only a name that does not exist
-//! as typed is looked up level by level. [`resolve_from_jenkins`] asks the controller instead, for builds
-//! the mirror does not have yet; it has no SHA-256 to check against, so it checks the build's MD5
-//! fingerprints where Jenkins recorded them and reports the SHA-256 it computed.
+//! A build of the mirror comes with each artifact's size and SHA-256 ([`Resolved::from_mirror`]); a build
+//! read from the controller instead ([`Resolved::from_jenkins`], for builds the mirror does not have yet)
+//! has no SHA-256 to check against, so its MD5 fingerprints are checked where Jenkins recorded them and the
+//! SHA-256 computed on the way is reported.
 //!
 //! [`Fetcher::fetch_to_dir`] writes each artifact under a temporary name (`.<name>.<random>.jam-part`) in
 //! its target directory, hashing as it goes, and renames it to the final name only when size and digest
@@ -14,7 +13,7 @@
 //! Several artifacts download at once; a large store object is read as parallel ranges ([`RangedReads`]),
 //! reassembled in order so it is still hashed and written as one sequential stream.
 //!
-//! [`select`] turns what a user typed into resolved artifacts; [`download`] writes them.
+//! [`select`] lists a build's artifacts and narrows them by glob; [`download`] writes them.
 
 pub mod download;
 pub mod select;
@@ -22,51 +21,52 @@ pub mod select;
 use std::path::PathBuf;
 
 use crate::{
-    archive::catalog::CatalogError, format::layout::UnsafePath, integrity::IntegrityError,
-    jenkins::JenkinsError, store::StoreError,
+    format::layout::UnsafePath, integrity::IntegrityError, jenkins::JenkinsError,
+    resolve::NotFound, store::StoreError,
 };
 
 pub use download::{
     DirOptions, Fetched, Fetcher, ItemProgress, NoProgress, Progress, RangedReads, Status,
 };
-pub use select::{
-    BuildSelector, JobArg, Location, Origin, Resolved, Wanted, pick_source, resolve_from_jenkins,
-    resolve_from_mirror,
-};
+pub use select::{Location, Origin, Resolved, Wanted};
 
-/// Why a fetch failed. [`FetchError`] converts into [`crate::Error`] with the right exit code.
+/// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    /// Reading the mirror's catalog failed (or the job does not exist there).
+    /// The store failed.
     #[error(transparent)]
-    Catalog(#[from] CatalogError),
+    Store(#[from] StoreError),
     /// Talking to Jenkins failed.
     #[error(transparent)]
     Jenkins(#[from] JenkinsError),
-    /// The job exists but not the build asked for.
-    #[error("{job}: {what}")]
-    NoBuild {
-        /// The job.
-        job: String,
-        /// What is missing.
-        what: String,
-    },
     /// No artifact matched the globs.
-    #[error("{}", no_match_message(.job, .number, .globs, .available))]
-    NoMatch {
-        /// The job.
-        job: String,
-        /// The build.
-        number: u64,
-        /// The globs that matched nothing.
-        globs: Vec<String>,
-        /// What the build has.
-        available: Vec<String>,
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
+    /// A glob does not parse.
+    #[error("{message}; `*` stays within a directory, `**` crosses them")]
+    BadGlob {
+        /// The glob as given.
+        glob: String,
+        /// The parser's complaint, naming the glob.
+        message: String,
     },
-    /// Bad arguments (glob syntax, `--stdout` with several artifacts, `--flatten` collisions).
-    #[error("{0}")]
-    Usage(String),
+    /// `--flatten` would write two artifacts to the same file.
+    #[error(
+        "--flatten would write '{first}' and '{second}' to the same file '{file}'; narrow the selection \
+         with --artifact or drop --flatten"
+    )]
+    Flatten {
+        /// The artifact written first.
+        first: String,
+        /// The artifact that would overwrite it.
+        second: String,
+        /// The file name they share.
+        file: String,
+    },
+    /// The fetcher was built without the source an artifact's bytes are in.
+    #[error("no {0} to read from")]
+    NoReader(&'static str),
     /// An artifact path from a manifest or Jenkins would escape the output directory.
     #[error(transparent)]
     Unsafe(#[from] UnsafePath),
@@ -91,49 +91,4 @@ pub enum FetchError {
         /// The error.
         source: std::io::Error,
     },
-}
-
-fn no_match_message(job: &str, number: &u64, globs: &[String], available: &[String]) -> String {
-    let mut s = format!(
-        "no artifact of {job} #{number} matches {}; ",
-        globs
-            .iter()
-            .map(|g| format!("'{g}'"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if available.is_empty() {
-        s.push_str("the build has no artifacts");
-    } else {
-        s.push_str("the build has:");
-        for a in available {
-            s.push_str("\n  ");
-            s.push_str(a);
-        }
-    }
-    s
-}
-
-impl From<StoreError> for FetchError {
-    fn from(e: StoreError) -> FetchError {
-        FetchError::Catalog(CatalogError::Store(e))
-    }
-}
-
-impl From<FetchError> for crate::Error {
-    fn from(e: FetchError) -> crate::Error {
-        match e {
-            FetchError::Catalog(c) => c.into(),
-            FetchError::Jenkins(j) => crate::Error::Jenkins(j),
-            FetchError::NoBuild { .. } | FetchError::NoMatch { .. } => {
-                crate::Error::NotFound(e.to_string())
-            }
-            FetchError::Usage(m) => crate::Error::Usage(m),
-            FetchError::Integrity(m) => crate::Error::Integrity(m),
-            FetchError::Io { what, path, source } => crate::Error::Io { what, path, source },
-            FetchError::Unsafe(_) | FetchError::StoreRead { .. } => {
-                crate::Error::Other(e.to_string())
-            }
-        }
-    }
 }

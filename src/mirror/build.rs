@@ -21,7 +21,7 @@ use crate::{
     jenkins::{Download, JenkinsClient, model::BuildDetails, redact_url},
     retry::RetryPolicy,
     store::{
-        Created, Store,
+        Store,
         write::{StreamWrite, TransferError},
     },
 };
@@ -62,12 +62,8 @@ impl BuildTask {
     }
 
     pub(super) async fn mirror(&self) -> Result<Outcome, BuildError> {
-        let store = &self.shared.store;
-        let manifest_key = layout::path(&self.layout.manifest_key(&self.job, self.number));
         // Committed by an earlier run that stopped before updating pointers and index: repair, don't redo.
-        if let Some((bytes, _)) = store.get(&manifest_key).await?
-            && let Ok(m) = serde_json::from_slice::<Manifest>(&bytes)
-        {
+        if let Some(m) = self.committed().await? {
             self.shared
                 .stats
                 .builds_already_committed
@@ -100,12 +96,7 @@ impl BuildTask {
         let manifest = self.manifest(&details, artifacts);
 
         // Commit: SHA256SUMS, then the manifest (conditional create), then pointers and index.
-        let sums_key = layout::path(&self.layout.sums_key(&self.job, self.number));
-        store.put(&sums_key, manifest.sha256sums().into()).await?;
-        if store.create(&manifest_key, manifest.to_json()).await? == Created::Existed {
-            tracing::info!(job = %self.job, build = self.number, "another worker committed this build first");
-        }
-        self.publish(&manifest).await?;
+        self.commit(&manifest).await?;
         let bytes = manifest.total_size();
         let secs = started.elapsed().as_secs_f64();
         self.shared

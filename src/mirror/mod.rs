@@ -19,8 +19,9 @@
 //! finish, then the `abort` token cancels their transfers (multipart uploads are aborted).
 //!
 //! The module's files follow that story: [`poll`] (the cycle: which jobs changed, which builds to start),
-//! [`build`] (one build's transfers), [`commit`] (the commit and the pointers), [`schedule`] (what the loop
-//! does with a build task's outcome: retries, give-ups, missed builds) and [`stats`] (counters, metrics).
+//! [`build`] (one build's transfers), [`commit`] (the commit step), [`schedule`] (what the loop does with a
+//! build task's outcome: retries, give-ups, missed builds) and [`stats`] (counters, metrics). Every write
+//! of metadata (manifest, `SHA256SUMS`, pointers, index) is the archive's ([`crate::archive::Archive`]).
 
 mod build;
 mod commit;
@@ -37,7 +38,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    config::{Config, MirrorConfig, RetentionRule},
+    archive::Archive,
+    config::{Config, ConfigError, MirrorConfig, RetentionRule},
     format::{
         layout::{self, JobPath},
         manifest::Manifest,
@@ -96,6 +98,18 @@ impl BuildError {
     }
 }
 
+/// Why a worker cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The configuration names no controller.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A controller's client cannot be built.
+    #[error(transparent)]
+    Jenkins(#[from] JenkinsError),
+}
+
 /// What one run of the worker did (returned by [`Mirror::run`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -127,6 +141,8 @@ impl Summary {
 struct Shared {
     cfg: MirrorConfig,
     store: Store,
+    /// The writer of the mirror's metadata (manifests, pointers, indexes) in `store`.
+    archive: Archive,
     limits: TransferLimits,
     transfers: Arc<Semaphore>,
     builds: Arc<Semaphore>,
@@ -164,9 +180,9 @@ pub struct Mirror {
 
 impl Mirror {
     /// Builds a worker for a validated configuration and an opened store.
-    pub fn new(cfg: &Config, store: Store) -> crate::Result<Mirror> {
+    pub fn new(cfg: &Config, store: Store) -> Result<Mirror, SetupError> {
         if cfg.jenkins.is_empty() {
-            return Err(crate::Error::Config(crate::config::ConfigError::Invalid {
+            return Err(SetupError::Config(ConfigError::Invalid {
                 key: "jenkins".into(),
                 message: "no controller configured: add a [[jenkins]] table to the config, or set JENKINS_URL, \
                           JENKINS_USER and JENKINS_API_TOKEN"
@@ -205,6 +221,7 @@ impl Mirror {
             transfers: Arc::new(Semaphore::new(cfg.transfers)),
             builds: Arc::new(Semaphore::new(cfg.transfers.max(2))),
             cfg,
+            archive: Archive::new(store.clone()),
             store,
             limits,
             stats: Arc::new(Stats::default()),

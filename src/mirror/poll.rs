@@ -14,11 +14,10 @@ use tokio_util::task::TaskTracker;
 use crate::{
     config::{Backfill, JenkinsConfig, JobFilter},
     format::{
-        layout::{self, JobPath, Layout},
+        layout::{JobPath, Layout},
         manifest::JobIndex,
     },
     jenkins::{JenkinsClient, JenkinsError},
-    store::StoreError,
 };
 
 use super::{BuildError, Mirror, Outcome, Report, Shared, Summary, build::BuildTask};
@@ -283,16 +282,7 @@ async fn fetch_job(
     need_index: bool,
 ) -> Result<Fetched, BuildError> {
     let index = if need_index {
-        let key = layout::path(&layout.index_key(job));
-        Some(match shared.store.get(&key).await? {
-            Some((bytes, _)) => Some(JobIndex::parse(&bytes, key.as_ref()).map_err(|m| {
-                BuildError::Store(StoreError::BadKey {
-                    key: key.to_string(),
-                    message: m,
-                })
-            })?),
-            None => None,
-        })
+        Some(shared.archive.read_index(layout, job).await?)
     } else {
         None
     };
@@ -312,7 +302,6 @@ async fn look_at_job(
     tracker: &TaskTracker,
     source_ix: usize,
 ) -> Result<usize, BuildError> {
-    let index_key = layout::path(&src.layout.index_key(job));
     let state = src.jobs.get_mut(job).expect("state exists");
     let mut first_sight = false;
     match fetched.index {
@@ -324,7 +313,6 @@ async fn look_at_job(
     let mut builds = listing.builds;
 
     if first_sight {
-        let mut ix = JobIndex::new(job.clone());
         let finished: Vec<u64> = builds
             .iter()
             .filter(|b| b.finished())
@@ -341,12 +329,9 @@ async fn look_at_job(
                 }
             }
         };
-        ix.floor = floor;
-        if floor > 0 {
-            // Remember the policy's cut so a restart does not move it.
-            shared.store.put(&index_key, ix.to_json()).await?;
-        }
-        state.index = Some(ix);
+        // The policy's cut is remembered (a conditional create) so a restart does not move it; an index
+        // another worker wrote meanwhile wins.
+        state.index = Some(shared.archive.first_sight(&src.layout, job, floor).await?);
     }
     let index = state.index.as_ref().expect("index loaded");
     let floor = index.floor;

@@ -7,15 +7,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::format::{
-    layout::{self},
-    manifest::{Failure, now_rfc3339},
+use crate::{
+    archive::{Archive, IndexChange},
+    format::{
+        layout::{JobPath, Layout},
+        manifest::{Failure, now_rfc3339},
+    },
 };
 
-use super::{
-    BuildError, Mirror, Outcome, Report, Summary,
-    commit::{parse_index, summary_of},
-};
+use super::{BuildError, Mirror, Outcome, Report, Summary, poll::JobState};
 
 impl Mirror {
     pub(super) async fn handle(&mut self, r: Report, summary: &mut Summary) {
@@ -29,8 +29,7 @@ impl Mirror {
                 state.retry.remove(&r.number);
                 state.running.remove(&r.number);
                 if let Some(ix) = &mut state.index {
-                    ix.builds.insert(r.number, summary_of(&m));
-                    ix.failed.remove(&r.number);
+                    IndexChange::mirrored(&m).apply(ix);
                 }
                 summary.mirrored += 1;
             }
@@ -43,21 +42,10 @@ impl Mirror {
                 summary.missed += 1;
                 shared.stats.builds_missed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(controller = %name, job = %r.job, build = r.number, "build was deleted from Jenkins before it was mirrored");
-                let key = layout::path(&src.layout.index_key(&r.job));
-                let job = r.job.clone();
-                let res = shared
-                    .store
-                    .update(&key, |cur| {
-                        let mut ix = parse_index(cur, &job);
-                        ix.missed.insert(r.number).then(|| ix.to_json())
-                    })
+                let change = IndexChange::Missed(r.number);
+                state
+                    .record(&shared.archive, &src.layout, &r.job, change)
                     .await;
-                if let Err(e) = res {
-                    tracing::warn!(job = %r.job, error = %e, "could not record missed build in the index");
-                }
-                if let Some(ix) = &mut state.index {
-                    ix.missed.insert(r.number);
-                }
             }
             Outcome::Failed(BuildError::Cancelled) => {
                 // Shutdown interrupted it: not an attempt; the next run starts it again.
@@ -80,23 +68,13 @@ impl Mirror {
                         error: err.to_string(),
                         at: now_rfc3339(),
                     };
-                    let key = layout::path(&src.layout.index_key(&r.job));
-                    let job = r.job.clone();
-                    let f2 = failure.clone();
-                    let res = shared
-                        .store
-                        .update(&key, |cur| {
-                            let mut ix = parse_index(cur, &job);
-                            ix.failed.insert(r.number, f2.clone());
-                            Some(ix.to_json())
-                        })
+                    let change = IndexChange::Failed {
+                        number: r.number,
+                        failure,
+                    };
+                    state
+                        .record(&shared.archive, &src.layout, &r.job, change)
                         .await;
-                    if let Err(e) = res {
-                        tracing::warn!(job = %r.job, error = %e, "could not record failed build in the index");
-                    }
-                    if let Some(ix) = &mut state.index {
-                        ix.failed.insert(r.number, failure);
-                    }
                 } else {
                     let delay = build_retry(&shared.cfg).delay(attempts, None);
                     tracing::warn!(
@@ -110,6 +88,30 @@ impl Mirror {
                     );
                 }
             }
+        }
+    }
+}
+
+impl JobState {
+    /// Records a missed or failed build in the job's index in the store, and the same change in the
+    /// worker's copy. A store failure is logged, and the copy records the change all the same: this worker
+    /// leaves the build alone, while a restarted one, which reads the store's index, tries it again.
+    async fn record(
+        &mut self,
+        archive: &Archive,
+        layout: &Layout,
+        job: &JobPath,
+        change: IndexChange,
+    ) {
+        if let Err(e) = archive.change_index(layout, job, &change).await {
+            let what = match change {
+                IndexChange::Missed(_) => "missed",
+                _ => "failed",
+            };
+            tracing::warn!(job = %job, error = %e, "could not record {what} build in the index");
+        }
+        if let Some(ix) = &mut self.index {
+            change.apply(ix);
         }
     }
 }

@@ -182,13 +182,21 @@ struct AppState {
     readiness: Readiness,
 }
 
+/// The endpoint's address cannot be listened on (taken, or not this host's).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} (mirror.listen / --listen): {source}")]
+pub struct BindError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// Why.
+    pub source: std::io::Error,
+}
+
 /// Binds the endpoint's address (before the worker starts, so a taken port fails at once).
-pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, crate::Error> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        crate::Error::Usage(format!(
-            "cannot listen on {addr} (mirror.listen / --listen): {e}"
-        ))
-    })
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `shutdown` is cancelled.

@@ -5,4 +5,4 @@ pub mod doctor;
 pub mod http;
 pub mod telemetry;
 
-pub use http::{Check, Readiness, bind, serve};
+pub use http::{BindError, Check, Readiness, bind, serve};

@@ -16,8 +16,9 @@ use assert_cmd::Command;
 use futures::{future::BoxFuture, stream::BoxStream};
 use jam::{
     archive::catalog::Catalog,
-    fetch::{self, BuildSelector, JobArg},
+    fetch::{self, Resolved},
     format::layout::{JobPath, Permalink},
+    resolve::{BuildSelector, JobArg, Scope},
     store::{Backend, Store},
 };
 use jenkins_sim::{
@@ -33,11 +34,11 @@ use serde_json::Value;
 use crate::harness::{self, TOKEN, USER, config, mirror_once};
 
 /// A mirrored world: the simulator, a local store filled by one mirror cycle, and a config file.
-struct World {
-    sim: Sim,
-    dir: tempfile::TempDir,
-    store_dir: PathBuf,
-    config: PathBuf,
+pub(crate) struct World {
+    pub(crate) sim: Sim,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) store_dir: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 fn items() -> Vec<ItemSpec> {
@@ -70,7 +71,7 @@ fn items() -> Vec<ItemSpec> {
     vec![ItemSpec::folder("team").with_job(app), svc]
 }
 
-async fn world_with(items: Vec<ItemSpec>) -> World {
+pub(crate) async fn world_with(items: Vec<ItemSpec>) -> World {
     let mut scenario = harness::scenario();
     for i in items {
         scenario = scenario.with_item(i);
@@ -100,7 +101,7 @@ async fn world_with(items: Vec<ItemSpec>) -> World {
     }
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     world_with(items()).await
 }
 
@@ -119,7 +120,7 @@ const CLEARED: [&str; 12] = [
     "JAM_LOG",
 ];
 
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin!("jam"));
     for v in CLEARED {
         c.env_remove(v);
@@ -130,7 +131,7 @@ fn bin() -> Command {
 
 impl World {
     /// `jam` with the world's config and the token in the environment, run in the temp dir.
-    fn jam(&self) -> Command {
+    pub(crate) fn jam(&self) -> Command {
         let mut c = bin();
         c.current_dir(self.dir.path())
             .env("JENKINS_API_TOKEN", TOKEN)
@@ -162,7 +163,7 @@ fn json(out: &std::process::Output) -> Value {
     })
 }
 
-fn stderr(out: &std::process::Output) -> String {
+pub(crate) fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -1090,6 +1091,7 @@ async fn resolving_the_latest_build_reads_a_pointer_and_a_manifest_and_lists_not
     let cfg = config(&sim, "memory://", "");
     assert!(mirror_once(&cfg, &store).await.ok());
     let catalog = Catalog::new(store.clone());
+    let ci = Scope::new(Some("ci".into()), Vec::new());
     for (job, build, n) in [
         (
             "team/app",
@@ -1105,10 +1107,11 @@ async fn resolving_the_latest_build_reads_a_pointer_and_a_manifest_and_lists_not
     ] {
         counting.lists.store(0, Ordering::SeqCst);
         counting.gets.store(0, Ordering::SeqCst);
-        let r = fetch::resolve_from_mirror(&catalog, "ci", &JobArg::parse(job).unwrap(), build)
+        let r = ci
+            .build(&catalog, &JobArg::parse(job).unwrap(), build)
             .await
             .unwrap();
-        assert_eq!(r.number, n);
+        assert_eq!(r.manifest.number, n);
         assert_eq!(
             counting.lists.load(Ordering::SeqCst),
             0,
@@ -1126,14 +1129,14 @@ async fn resolving_the_latest_build_reads_a_pointer_and_a_manifest_and_lists_not
         );
     }
     // A branch typed by its real name costs a level-by-level lookup, which is where lists happen.
-    let r = fetch::resolve_from_mirror(
-        &catalog,
-        "ci",
-        &JobArg::parse("svc/feature/x").unwrap(),
-        BuildSelector::default(),
-    )
-    .await
-    .unwrap();
+    let r = ci
+        .build(
+            &catalog,
+            &JobArg::parse("svc/feature/x").unwrap(),
+            BuildSelector::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.job, JobPath::new(["svc", "feature%2Fx"]));
     let jobs = catalog.jobs("ci").await.unwrap();
     let names: Vec<String> = jobs.iter().map(|j| j.job.full_name()).collect();
@@ -1265,14 +1268,15 @@ async fn large_objects_are_read_in_parallel_ranges_and_still_verified() {
         part_size: 700,
         parallel: 3,
     });
-    let mut r = fetch::resolve_from_mirror(
-        &catalog,
-        "ci",
-        &JobArg::parse("team/app").unwrap(),
-        BuildSelector::Number(1),
-    )
-    .await
-    .unwrap();
+    let build = Scope::new(Some("ci".into()), Vec::new())
+        .build(
+            &catalog,
+            &JobArg::parse("team/app").unwrap(),
+            BuildSelector::Number(1),
+        )
+        .await
+        .unwrap();
+    let mut r = Resolved::from_mirror(&build);
     r.select(&["dist/**".into()]).unwrap();
     let opts = fetch::DirOptions {
         dir: w.out("ranged"),

@@ -1,10 +1,12 @@
 //! jam's integration tests: one binary, one module per area.
 
+mod archive_owner;
 mod cli;
 mod config_files;
 mod faults;
 mod harness;
 mod jenkins_client;
+mod messages;
 mod mirror;
 mod mirror_s3;
 mod ops;

@@ -149,17 +149,17 @@ async fn s3_errors_and_slow_responses_are_retried() {
 // A private SeaweedFS, to stop and start.
 
 /// A SeaweedFS of this test's own, with an admin identity and a read-only one, and a bucket.
-struct PrivateWeed {
+pub(crate) struct PrivateWeed {
     argv: Vec<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
     endpoint: String,
-    bucket: String,
+    pub(crate) bucket: String,
 }
 
 impl PrivateWeed {
     /// Starts one; `None` (after `skip_or_fail`) without `JAM_TEST_WEED`.
-    fn start() -> Option<PrivateWeed> {
+    pub(crate) fn start() -> Option<PrivateWeed> {
         let Some(weed) = std::env::var("JAM_TEST_WEED")
             .ok()
             .filter(|v| !v.is_empty())
@@ -256,7 +256,7 @@ impl PrivateWeed {
         }
     }
 
-    fn env(&self, read_only: bool) -> S3Env {
+    pub(crate) fn env(&self, read_only: bool) -> S3Env {
         let (k, s) = if read_only {
             ("privreader", "privreader-secret")
         } else {
@@ -356,6 +356,26 @@ async fn index_opt(store: &Store, job: &JobPath) -> Option<jam::format::manifest
     jam::format::manifest::JobIndex::parse(&bytes, "index").ok()
 }
 
+/// `jam mirror --once` from `sim` into `s3://<bucket>/x` on the server `env` names, with its credentials
+/// and nothing else from the environment.
+pub(crate) fn jam_mirror_once(sim: &Sim, env: &S3Env, bucket: &str) -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin!("jam"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("JENKINS_URL", sim.url())
+        .env("JENKINS_USER", harness::USER)
+        .env("JENKINS_API_TOKEN", harness::TOKEN)
+        .env("JAM_STORE", format!("s3://{bucket}/x"))
+        .env("AWS_ENDPOINT_URL", &env.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &env.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &env.secret_key)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true")
+        .current_dir(std::env::temp_dir())
+        .args(["mirror", "--once"]);
+    c
+}
+
 /// Injects: a bucket that does not exist, and credentials that may read but not write.
 /// Asserts: `jam mirror --once` exits non-zero with an error that names the problem and what to do, and
 /// nothing is committed.
@@ -366,22 +386,7 @@ fn missing_bucket_and_denied_writes_fail_clearly() {
     };
     let sim = Sim::start(harness::scenario().with_item(app(1..=1, 1000)));
     let run = |env: &S3Env, bucket: &str| {
-        let out = Command::new(assert_cmd::cargo::cargo_bin!("jam"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("JENKINS_URL", sim.url())
-            .env("JENKINS_USER", harness::USER)
-            .env("JENKINS_API_TOKEN", harness::TOKEN)
-            .env("JAM_STORE", format!("s3://{bucket}/x"))
-            .env("AWS_ENDPOINT_URL", &env.endpoint)
-            .env("AWS_ACCESS_KEY_ID", &env.access_key)
-            .env("AWS_SECRET_ACCESS_KEY", &env.secret_key)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ALLOW_HTTP", "true")
-            .current_dir(std::env::temp_dir())
-            .args(["mirror", "--once"])
-            .output()
-            .unwrap();
+        let out = jam_mirror_once(&sim, env, bucket).output().unwrap();
         (
             out.status,
             String::from_utf8_lossy(&out.stderr).into_owned(),
