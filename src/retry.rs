@@ -11,7 +11,7 @@
 //! | failure | retried by | attempts | waits | bound on one attempt's retries |
 //! |---|---|---|---|---|
 //! | a Jenkins request (an API call, or opening an artifact download) answered 5xx, 429 or 408, or a connection error or timeout | the Jenkins client (`jenkins`) | `[[jenkins]] retries` (5) | 0.5 s doubling up to 60 s, upper-half jitter; `Retry-After` up to 10 min | 5 requests, each bounded by `connect_timeout` (10 s) and, for API calls, `api_timeout` (120 s); waits 7.5 s at most without `Retry-After` |
-//! | an API answer whose body breaks off or ends mid-document | the Jenkins client | `retries` (5) | as above | as above |
+//! | an API answer whose body breaks off or ends mid-document | the Jenkins client | the same `retries` (5): failed sends and broken bodies share one budget | as above | as above |
 //! | an artifact body that breaks mid-stream, arrives short or long of its `Content-Length`, or whose MD5 matches no fingerprint under the build-level rule | the transfer loop (`mirror::build`, `TRANSFER_RETRY`) | 3 per artifact, for all three causes together | 0.4 s doubling up to 5 s, upper-half jitter | 3 downloads; each ends on the first idle `read_timeout` (60 s); waits 1.2 s at most |
 //! | a store request (a PUT, a part, a completion, a read, a listing), on S3 | object_store (`store::request_retry`) | 11 (10 retries) | 100 ms, ×2 up to 15 s, decorrelated jitter | no retry starts after 180 s: about 195 s + `store.request_timeout` |
 //! | a compare-and-swap conflict in `Store::update` (another writer came first) | `Store::update` (`store::CONFLICT_RETRY`) | 64 | 10 ms doubling up to 50 ms, upper-half jitter | 64 reads and conditional writes, waits about 3 s at most |

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use crate::{
-    config::{Config, LogConfig, LogFormat, Overrides},
+    config::{Config, Env, LogConfig, LogFormat, Overrides},
     error::exit,
     ops::doctor::{self, Check},
 };
@@ -19,8 +19,7 @@ pub struct DoctorArgs {
 }
 
 /// Runs `jam doctor`.
-pub fn run(args: DoctorArgs, flags: Overrides) -> crate::Result<u8> {
-    let env = super::environment();
+pub fn run(args: DoctorArgs, flags: Overrides, env: &Env<'_>) -> crate::Result<u8> {
     let (checks, code) = match Config::load(&flags, env) {
         Ok(cfg) => {
             crate::ops::telemetry::init(&cfg.log).map_err(crate::Error::Usage)?;

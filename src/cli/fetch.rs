@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     archive::catalog::Catalog,
-    config::Overrides,
+    config::{Env, Overrides},
     error::{Error, exit},
     fetch::{DirOptions, Fetched, Fetcher, ItemProgress, Origin, Progress, Resolved, Status},
     format::manifest::ms_to_rfc3339,
@@ -112,11 +112,11 @@ struct FileReport {
 }
 
 /// Runs `jam fetch`.
-pub fn run(args: FetchArgs, mut flags: Overrides) -> crate::Result<u8> {
+pub fn run(args: FetchArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Result<u8> {
     let job_arg = JobArg::parse(&args.job)?;
     flags.jenkins_url = args.jenkins.clone();
     flags.jenkins_user = args.user.clone();
-    let (cfg, configured) = shared::load(&flags, args.from == From::Jenkins)?;
+    let (cfg, configured) = shared::load(&flags, env, args.from == From::Jenkins)?;
     let build = job_arg.build(args.build).unwrap_or_default();
     let parallel = args
         .parallel

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     archive::catalog::{Catalog, JobEntry},
-    config::Overrides,
+    config::{Env, Overrides},
     error::exit,
     format::layout::{JobPath, Layout},
     format::manifest::{JobIndex, Manifest, ms_to_rfc3339},
@@ -61,8 +61,8 @@ struct BuildRow {
 }
 
 /// Runs `jam ls`.
-pub fn run(args: LsArgs, flags: Overrides) -> crate::Result<u8> {
-    let (cfg, configured) = shared::load(&flags, false)?;
+pub fn run(args: LsArgs, flags: Overrides, env: &Env<'_>) -> crate::Result<u8> {
+    let (cfg, configured) = shared::load(&flags, env, false)?;
     let store = Store::open(&cfg.store)?;
     let catalog = Catalog::new(store);
     let job = args.job.as_deref().map(JobArg::parse).transpose()?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::{Overrides, parse_duration},
+    config::{Env, Overrides, parse_duration},
     error::exit,
     mirror::Mirror,
     ops,
@@ -33,12 +33,12 @@ pub struct MirrorArgs {
 }
 
 /// Runs `jam mirror`.
-pub fn run(args: MirrorArgs, mut flags: Overrides) -> crate::Result<u8> {
+pub fn run(args: MirrorArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Result<u8> {
     flags.jenkins_url = args.jenkins;
     flags.jenkins_user = args.user;
     flags.poll_interval = args.poll_interval;
     flags.listen = args.listen;
-    let cfg = super::load(&flags)?;
+    let cfg = super::load(&flags, env)?;
     let store = Store::open(&cfg.store)?;
     let rt = super::runtime()?;
     rt.block_on(async move {

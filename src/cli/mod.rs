@@ -11,7 +11,7 @@ mod runtime;
 mod shared;
 mod verify;
 
-use std::{io::Write, path::PathBuf, process::ExitCode, sync::OnceLock};
+use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -86,17 +86,9 @@ impl Cli {
     }
 }
 
-/// The environment [`main`] was handed: the loaders read it (the subcommands pass on only their flags).
-static ENVIRONMENT: OnceLock<Env<'static>> = OnceLock::new();
-
-/// The process environment, as [`main`] was given it (read now if [`run`] was called without it).
-fn environment() -> &'static Env<'static> {
-    ENVIRONMENT.get_or_init(Env::process)
-}
-
 /// Loads the configuration with the process environment and sets up logging.
-fn load(flags: &Overrides) -> crate::Result<Config> {
-    let cfg = Config::load(flags, environment())?;
+fn load(flags: &Overrides, env: &Env<'_>) -> crate::Result<Config> {
+    let cfg = Config::load(flags, env)?;
     crate::ops::telemetry::init(&cfg.log).map_err(Error::Usage)?;
     Ok(cfg)
 }
@@ -104,9 +96,8 @@ fn load(flags: &Overrides) -> crate::Result<Config> {
 /// The binary's entry point: parses arguments, runs the command with `env` (the process environment,
 /// [`Env::process`]), prints errors, returns the exit code.
 pub fn main(env: Env<'static>) -> ExitCode {
-    let _ = ENVIRONMENT.set(env);
     let cli = Cli::parse();
-    let code = match run(cli) {
+    let code = match run(cli, &env) {
         Ok(code) => code,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e}");
@@ -116,20 +107,22 @@ pub fn main(env: Env<'static>) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Runs a parsed command line; returns the exit code on success paths that still report failure.
-pub fn run(cli: Cli) -> crate::Result<u8> {
+/// Runs a parsed command line with the process environment `env` (the only way the environment reaches
+/// the library: `config` reads it from there); returns the exit code on success paths that still report
+/// failure.
+pub fn run(cli: Cli, env: &Env<'_>) -> crate::Result<u8> {
     let flags = cli.overrides();
     match cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "jam", &mut std::io::stdout());
             Ok(exit::OK)
         }
-        Command::Mirror(args) => mirror::run(args, flags),
-        Command::Fetch(args) => fetch::run(args, flags),
-        Command::Ls(args) => ls::run(args, flags),
-        Command::Verify(args) => verify::run(args, flags),
-        Command::Doctor(args) => doctor::run(args, flags),
-        Command::Prune(args) => prune::run(args, flags),
+        Command::Mirror(args) => mirror::run(args, flags, env),
+        Command::Fetch(args) => fetch::run(args, flags, env),
+        Command::Ls(args) => ls::run(args, flags, env),
+        Command::Verify(args) => verify::run(args, flags, env),
+        Command::Doctor(args) => doctor::run(args, flags, env),
+        Command::Prune(args) => prune::run(args, flags, env),
     }
 }
 

@@ -6,7 +6,7 @@ use std::io::Write;
 use super::{output::human_size, runtime::run_interruptible, shared};
 use crate::{
     audit::retention::{self, PruneOptions},
-    config::Overrides,
+    config::{Env, Overrides},
     error::{Error, exit},
     format::manifest::ms_to_rfc3339,
     store::Store,
@@ -25,8 +25,8 @@ pub struct PruneArgs {
 }
 
 /// Runs `jam prune`.
-pub fn run(args: PruneArgs, flags: Overrides) -> crate::Result<u8> {
-    let (cfg, _) = shared::load(&flags, false)?;
+pub fn run(args: PruneArgs, flags: Overrides, env: &Env<'_>) -> crate::Result<u8> {
+    let (cfg, _) = shared::load(&flags, env, false)?;
     if cfg.retention.is_empty() {
         return Err(Error::Usage(
             "no retention policy: add [[retention]] tables (jobs, keep_last, keep_within) to the config".into(),

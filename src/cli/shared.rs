@@ -4,7 +4,7 @@
 use url::Url;
 
 use crate::{
-    config::{Config, Overrides},
+    config::{Config, Env, Overrides},
     error::Error,
 };
 
@@ -13,8 +13,11 @@ use crate::{
 /// With `need_jenkins` false, a configuration whose Jenkins settings are incomplete (no token, say) still
 /// loads: reading the store needs only the store settings and the source names
 /// ([`Config::load_without_jenkins`]).
-pub fn load(flags: &Overrides, need_jenkins: bool) -> crate::Result<(Config, Vec<(String, Url)>)> {
-    let env = super::environment();
+pub fn load(
+    flags: &Overrides,
+    env: &Env<'_>,
+    need_jenkins: bool,
+) -> crate::Result<(Config, Vec<(String, Url)>)> {
     let (cfg, sources) = if need_jenkins {
         let cfg = Config::load(flags, env)?;
         let sources = cfg.sources();

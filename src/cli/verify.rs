@@ -8,7 +8,7 @@ use super::{
 use crate::{
     archive::catalog::Catalog,
     audit::verify::{self, VerifyOptions},
-    config::Overrides,
+    config::{Env, Overrides},
     error::exit,
     resolve::{JobArg, Scope},
     store::Store,
@@ -38,8 +38,8 @@ pub struct VerifyArgs {
 }
 
 /// Runs `jam verify`.
-pub fn run(args: VerifyArgs, flags: Overrides) -> crate::Result<u8> {
-    let (cfg, configured) = shared::load(&flags, false)?;
+pub fn run(args: VerifyArgs, flags: Overrides, env: &Env<'_>) -> crate::Result<u8> {
+    let (cfg, configured) = shared::load(&flags, env, false)?;
     let store = Store::open(&cfg.store)?;
     let catalog = Catalog::new(store);
     let jobs = args

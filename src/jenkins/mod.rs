@@ -282,14 +282,14 @@ impl JenkinsClient {
     }
 
     /// GETs JSON with retries; the body is parsed only for 200 responses with a JSON content type. A body
-    /// that breaks off is fetched again; one larger than [`MAX_JSON_BYTES`] is refused.
+    /// that breaks off is fetched again; one larger than [`MAX_JSON_BYTES`] is refused. Failed sends and
+    /// broken bodies share one budget of attempts (`jenkins.retries`).
     pub async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, JenkinsError> {
         let shown = redact_url(&url);
         let mut attempt = 0;
         loop {
-            attempt += 1;
             let (resp, _permit) = self
-                .send_with_permit(&url, Some(self.inner.api_timeout), None)
+                .send_with_permit(&url, Some(self.inner.api_timeout), &mut attempt)
                 .await?;
             let ctype = resp
                 .headers()
@@ -357,7 +357,7 @@ impl JenkinsClient {
     /// status, and returns the body as a stream that fails if it ends short of `Content-Length`. The
     /// returned stream holds one of the controller's request permits until it is dropped.
     pub async fn download(&self, url: &Url) -> Result<Download, JenkinsError> {
-        let (resp, permit) = self.send_with_permit(url, None, None).await?;
+        let (resp, permit) = self.send_with_permit(url, None, &mut 0).await?;
         let content_length = resp
             .content_length()
             .filter(|_| resp.headers().get(header::CONTENT_ENCODING).is_none());
@@ -385,19 +385,22 @@ impl JenkinsClient {
         })
     }
 
-    /// Sends a GET with retries. The permit bounds concurrency toward the controller; it is released during
-    /// backoff sleeps and taken again for the next attempt.
+    /// Sends a GET with retries, counting in `attempt` the attempts made so far (the caller's earlier
+    /// attempts at the same request included, so a retried body does not get a fresh budget). The permit
+    /// bounds concurrency toward the controller; it is released during backoff sleeps and taken again for
+    /// the next attempt.
     async fn send_with_permit(
         &self,
         url: &Url,
         timeout: Option<Duration>,
-        mut permit: Option<OwnedSemaphorePermit>,
+        attempt: &mut u32,
     ) -> Result<(reqwest::Response, Option<OwnedSemaphorePermit>), JenkinsError> {
         let inner = &self.inner;
         let shown = redact_url(url);
-        let mut attempt = 0u32;
+        let mut permit = None;
         loop {
-            attempt += 1;
+            *attempt += 1;
+            let attempt = *attempt;
             if permit.is_none() {
                 permit = Some(
                     inner
