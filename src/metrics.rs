@@ -56,9 +56,16 @@ impl Registry {
         out.family(
             "jam_build_info",
             "gauge",
-            "Always 1; the version label says which jam runs.",
+            "Always 1; the version and commit labels say which jam runs.",
         )
-        .sample("", &[("version", env!("CARGO_PKG_VERSION"))], 1);
+        .sample(
+            "",
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", env!("JAM_GIT_COMMIT")),
+            ],
+            1,
+        );
         let collectors = self.collectors.lock().expect("registry lock").clone();
         for c in collectors {
             c.collect(&mut out);

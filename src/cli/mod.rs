@@ -29,10 +29,19 @@ NO_COLOR.
 Exit codes: 0 success; 1 failure; 2 usage or configuration error; 3 job, build or artifact not found;
 4 integrity failure (checksum or size mismatch).";
 
+/// jam's version as `jam --version` prints it: the crate's version and the git commit it was built from
+/// (`unknown` when it was built outside a git checkout; see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("JAM_GIT_COMMIT"),
+    ")"
+);
+
 /// jam, the Jenkins Artifact Mirror: streams Jenkins build artifacts into S3-compatible storage (or a
 /// local directory), verified end to end, and fetches them back.
 #[derive(Debug, Parser)]
-#[command(name = "jam", version, about, after_help = AFTER_HELP, propagate_version = true)]
+#[command(name = "jam", version = VERSION, about, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
     /// Config file [default: ./jam.toml if present; env: JAM_CONFIG]
     #[arg(long, short = 'c', global = true, value_name = "PATH")]
@@ -71,6 +80,13 @@ pub enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Write the manual pages, jam(1) and one page per subcommand (jam-mirror(1), ...), into DIR: the
+    /// package is built with it.
+    #[command(hide = true)]
+    Manpages {
+        /// The directory to write `jam.1` and `jam-<subcommand>.1` into (created if missing).
+        dir: PathBuf,
     },
 }
 
@@ -117,6 +133,10 @@ pub fn run(cli: Cli, env: &Env<'_>) -> crate::Result<u8> {
             clap_complete::generate(shell, &mut Cli::command(), "jam", &mut std::io::stdout());
             Ok(exit::OK)
         }
+        Command::Manpages { dir } => {
+            write_manpages(&dir)?;
+            Ok(exit::OK)
+        }
         Command::Mirror(args) => mirror::run(args, flags, env),
         Command::Fetch(args) => fetch::run(args, flags, env),
         Command::Ls(args) => ls::run(args, flags, env),
@@ -124,6 +144,18 @@ pub fn run(cli: Cli, env: &Env<'_>) -> crate::Result<u8> {
         Command::Doctor(args) => doctor::run(args, flags, env),
         Command::Prune(args) => prune::run(args, flags, env),
     }
+}
+
+/// Writes `jam.1` and a page per visible subcommand into `dir`, generated from the clap definitions.
+fn write_manpages(dir: &std::path::Path) -> crate::Result<()> {
+    let io = |what, source| Error::Io {
+        what,
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory", e))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .map_err(|e| io("cannot write the manual pages into", e))
 }
 
 /// A multi-threaded runtime for commands that need one.

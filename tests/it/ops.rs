@@ -142,7 +142,17 @@ async fn metrics_follow_a_mirror_run() {
     assert_eq!(m(&s, "jam_transfers_in_flight"), 0.0);
     assert_eq!(m(&s, "jam_buffered_bytes"), 0.0);
     assert!(m(&s, "jam_poll_cycles_total") >= 1.0);
-    assert_eq!(m(&s, "jam_build_info{version=\"0.1.0\"}"), 1.0);
+    assert_eq!(
+        m(
+            &s,
+            concat!(
+                "jam_build_info{version=\"0.1.0\",commit=\"",
+                env!("JAM_GIT_COMMIT"),
+                "\"}"
+            )
+        ),
+        1.0
+    );
     // Jenkins: the two 503s were retried and counted; every 200 the worker got is one the simulator sent
     // (the readiness clients are separate and were not used yet).
     assert_eq!(m(&s, "jam_jenkins_retries_total{controller=\"ci\"}"), 2.0);
