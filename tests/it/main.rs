@@ -9,6 +9,7 @@ mod jenkins_client;
 mod messages;
 mod mirror;
 mod mirror_s3;
+mod operators;
 mod ops;
 mod parsers;
 mod s3_faults;

@@ -748,7 +748,7 @@ fn systemd_unit_verifies_and_matches_the_s3_example() {
         assert!(unit.contains(key), "the unit sets {key:?}");
     }
 
-    let Ok(analyze) = which("systemd-analyze") else {
+    let Some(analyze) = support::which("systemd-analyze") else {
         println!(
             "skipping systemd-analyze verify: systemd-analyze is not installed (apt-get install systemd)"
         );
@@ -776,14 +776,4 @@ fn systemd_unit_verifies_and_matches_the_s3_example() {
         "systemd-analyze verify: {}\n{stderr}",
         out.status
     );
-}
-
-fn which(name: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .find(|f| f.is_file())
-        })
-        .ok_or(())
 }

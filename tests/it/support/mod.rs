@@ -263,3 +263,10 @@ fn cli_keys(env: &S3Env, op: &str, prefix: &str, field: &str) -> Option<Vec<Stri
             .unwrap_or_default(),
     )
 }
+
+/// The program `name` on `PATH`, if any.
+pub fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|f| f.is_file())
+}
