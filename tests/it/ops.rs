@@ -735,7 +735,7 @@ fn systemd_unit_verifies_and_matches_the_s3_example() {
         assert!(example.contains(&path), "s3.example.toml reads {path}");
     }
     for key in [
-        "DynamicUser=yes",
+        "User=jam",
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "PrivateTmp=yes",
@@ -758,7 +758,7 @@ fn systemd_unit_verifies_and_matches_the_s3_example() {
     let copy = dir.path().join("jam-mirror.service");
     std::fs::write(
         &copy,
-        unit.replace("/usr/local/bin/jam", env!("CARGO_BIN_EXE_jam")),
+        unit.replace("/usr/bin/jam", env!("CARGO_BIN_EXE_jam")),
     )
     .unwrap();
     let out = std::process::Command::new(analyze)
