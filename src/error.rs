@@ -9,10 +9,11 @@
 use std::path::PathBuf;
 
 use crate::{
-    archive::CatalogError,
+    archive::{ArchiveError, CatalogError},
     audit::{retention::RetentionError, verify::Report},
     config::ConfigError,
     fetch::FetchError,
+    format::version::DocumentError,
     integrity::IntegrityError,
     jenkins::JenkinsError,
     mirror::SetupError,
@@ -27,7 +28,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// Anything not covered below (network, store, Jenkins failures).
     pub const FAILURE: u8 = 1;
-    /// Usage or configuration error.
+    /// Usage or configuration error (also: the store was written by a newer jam).
     pub const USAGE: u8 = 2;
     /// Job, build or artifact not found.
     pub const NOT_FOUND: u8 = 3;
@@ -63,6 +64,9 @@ pub enum Error {
     /// Reading the mirror's catalog failed: a document does not parse, or a name matches several jobs.
     #[error(transparent)]
     Catalog(CatalogError),
+    /// The store holds a document in a newer format than this jam reads: upgrade jam.
+    #[error(transparent)]
+    NewerFormat(#[from] DocumentError),
     /// A fetch failed: a bad glob, colliding `--flatten` names, an unsafe path, a store read.
     #[error(transparent)]
     Fetch(FetchError),
@@ -105,6 +109,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Usage(_) | Error::Listen(_) => exit::USAGE,
+            // Retrying cannot help: this jam is too old for the store, as for a configuration error.
+            Error::NewerFormat(_) => exit::USAGE,
             Error::Store(StoreError::Config { .. }) => exit::USAGE,
             Error::NotFound(_) => exit::NOT_FOUND,
             Error::Integrity(_) => exit::INTEGRITY,
@@ -135,6 +141,7 @@ impl From<CatalogError> for Error {
     fn from(e: CatalogError) -> Error {
         match e {
             CatalogError::Store(s) => Error::Store(s),
+            CatalogError::NewerFormat(d) => Error::NewerFormat(d),
             CatalogError::NoSuchJob { name, source_name } => Error::NotFound(NotFound::Job {
                 name,
                 source_name,
@@ -180,6 +187,16 @@ impl From<RetentionError> for Error {
         match e {
             RetentionError::Catalog(c) => c.into(),
             RetentionError::Store(s) => Error::Store(s),
+            RetentionError::Archive(a) => a.into(),
+        }
+    }
+}
+
+impl From<ArchiveError> for Error {
+    fn from(e: ArchiveError) -> Error {
+        match e {
+            ArchiveError::Store(s) => Error::Store(s),
+            ArchiveError::NewerFormat(d) => Error::NewerFormat(d),
         }
     }
 }

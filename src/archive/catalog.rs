@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use crate::{
     format::layout::{self, JobPath, Layout, Permalink, key_segment},
     format::manifest::{JobIndex, Manifest, Pointer},
+    format::version::{DocumentError, Versioned, parse_document},
     store::{Store, StoreError},
 };
 
@@ -30,6 +31,9 @@ pub enum CatalogError {
         /// The parser's complaint.
         message: String,
     },
+    /// A document in the store was written by a newer jam.
+    #[error(transparent)]
+    NewerFormat(DocumentError),
     /// No job by that name in the mirror ([`crate::resolve`] tells the user which jobs there are).
     #[error(
         "no job '{name}' in the mirror (source '{source_name}'); `jam ls` lists the mirrored jobs"
@@ -259,21 +263,17 @@ impl Catalog {
         self.read_json(&layout.manifest_key(job, number)).await
     }
 
-    /// Reads and parses a JSON document; `None` if the object does not exist.
-    pub async fn read_json<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, CatalogError> {
+    /// Reads and parses a JSON document; `None` if the object does not exist. One in a newer format than
+    /// this jam's is refused.
+    pub async fn read_json<T: Versioned>(&self, key: &str) -> Result<Option<T>, CatalogError> {
         let path = Store::path(key)?;
         let Some((bytes, _)) = self.store.get(&path).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| CatalogError::Corrupt {
-                key: key.to_string(),
-                message: e.to_string(),
-            })
+        parse_document(&bytes, key).map(Some).map_err(|e| match e {
+            DocumentError::Invalid { key, message, .. } => CatalogError::Corrupt { key, message },
+            newer => CatalogError::NewerFormat(newer),
+        })
     }
 }
 

@@ -13,11 +13,12 @@ use crate::{
     format::{
         layout::{self, JobPath, Layout, PERMALINKS},
         manifest::{Manifest, Pointer},
+        version::{newer_format, parse_document},
     },
-    store::{Created, StoreError},
+    store::Created,
 };
 
-use super::{Archive, IndexChange};
+use super::{Archive, ArchiveError, IndexChange};
 
 /// How a commit ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,19 +31,23 @@ pub enum Committed {
 
 impl Archive {
     /// The build's manifest when it is committed. A manifest that does not parse counts as not committed:
-    /// the build is mirrored again and the conditional create leaves the stored one alone.
+    /// the build is mirrored again and the conditional create leaves the stored one alone. One in a newer
+    /// format is refused.
     pub async fn committed(
         &self,
         layout: &Layout,
         job: &JobPath,
         number: u64,
-    ) -> Result<Option<Manifest>, StoreError> {
+    ) -> Result<Option<Manifest>, ArchiveError> {
         let key = layout::path(&layout.manifest_key(job, number));
-        Ok(self
-            .store
-            .get(&key)
-            .await?
-            .and_then(|(bytes, _)| serde_json::from_slice(&bytes).ok()))
+        let Some((bytes, _)) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        match parse_document(&bytes, key.as_ref()) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.is_newer_format() => Err(ArchiveError::NewerFormat(e)),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Commits a build whose artifacts are all stored and verified: `SHA256SUMS`, then the manifest
@@ -52,7 +57,7 @@ impl Archive {
         layout: &Layout,
         job: &JobPath,
         m: &Manifest,
-    ) -> Result<Committed, StoreError> {
+    ) -> Result<Committed, ArchiveError> {
         let sums = layout::path(&layout.sums_key(job, m.number));
         self.store.put(&sums, m.sha256sums().into()).await?;
         let key = layout::path(&layout.manifest_key(job, m.number));
@@ -63,27 +68,33 @@ impl Archive {
     }
 
     /// Publishes a committed build: moves the job's pointers forward to it where its result qualifies,
-    /// then adds it to the job's index. Both are compare-and-swap updates that never move backwards.
+    /// then adds it to the job's index. Both are compare-and-swap updates that never move backwards, and
+    /// never replace a document in a newer format.
     pub async fn publish(
         &self,
         layout: &Layout,
         job: &JobPath,
         m: &Manifest,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ArchiveError> {
         let pointer = m.pointer(layout.manifest_key(job, m.number));
         for link in PERMALINKS {
             if !link.accepts(&m.result) {
                 continue;
             }
             let key = layout::path(&layout.pointer_key(job, link));
+            let mut refused = None;
             self.store
                 .update(&key, |cur| {
+                    refused = cur.and_then(|b| newer_format(b, key.as_ref()));
                     let older = cur
                         .and_then(|b| serde_json::from_slice::<Pointer>(b).ok())
                         .is_none_or(|p| p.number < pointer.number);
-                    older.then(|| pointer.to_json())
+                    (older && refused.is_none()).then(|| pointer.to_json())
                 })
                 .await?;
+            if let Some(e) = refused {
+                return Err(ArchiveError::NewerFormat(e));
+            }
         }
         self.change_index(layout, job, &IndexChange::mirrored(m))
             .await?;

@@ -6,7 +6,7 @@
 //! The index is derived from manifests: a build it lists always has a manifest (publication adds a build
 //! only after its commit, retention deletes the manifest before it unlists the build). A missing or
 //! unreadable index is started afresh by the worker's changes; retention only changes an index that is
-//! there and readable.
+//! there and readable. An index in a newer format is never changed: the change is refused.
 
 use crate::{
     format::{
@@ -16,7 +16,7 @@ use crate::{
     store::{Created, StoreError},
 };
 
-use super::Archive;
+use super::{Archive, ArchiveError};
 
 /// One change of a job's index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,37 +96,50 @@ impl Archive {
         layout: &Layout,
         job: &JobPath,
         change: &IndexChange,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, ArchiveError> {
         let key = layout::path(&layout.index_key(job));
-        self.store
+        let mut refused = None;
+        let written = self
+            .store
             .update(&key, |cur| {
-                let mut ix = match cur.map(|b| JobIndex::parse(b, "index")) {
+                let mut ix = match cur.map(|b| JobIndex::parse(b, key.as_ref())) {
                     Some(Ok(ix)) => ix,
+                    Some(Err(e)) if e.is_newer_format() => {
+                        refused = Some(e);
+                        return None;
+                    }
                     _ if change.starts_index() => JobIndex::new(job.clone()),
                     _ => return None,
                 };
                 change.apply(&mut ix).then(|| ix.to_json())
             })
-            .await
+            .await?;
+        match refused {
+            Some(e) => Err(ArchiveError::NewerFormat(e)),
+            None => Ok(written),
+        }
     }
 
     /// The job's index as the worker reads it; `None` when the job has none yet. An index that does not
-    /// parse is an error naming its key.
+    /// parse is an error naming its key; one in a newer format is refused.
     pub async fn read_index(
         &self,
         layout: &Layout,
         job: &JobPath,
-    ) -> Result<Option<JobIndex>, StoreError> {
+    ) -> Result<Option<JobIndex>, ArchiveError> {
         let key = layout::path(&layout.index_key(job));
         let Some((bytes, _)) = self.store.get(&key).await? else {
             return Ok(None);
         };
-        JobIndex::parse(&bytes, key.as_ref())
-            .map(Some)
-            .map_err(|message| StoreError::BadKey {
+        match JobIndex::parse(&bytes, key.as_ref()) {
+            Ok(ix) => Ok(Some(ix)),
+            Err(e) if e.is_newer_format() => Err(ArchiveError::NewerFormat(e)),
+            Err(e) => Err(StoreError::BadKey {
                 key: key.to_string(),
-                message,
-            })
+                message: e.to_string(),
+            }
+            .into()),
+        }
     }
 
     /// The index of a job the worker sees for the first time, with the `backfill` policy's `floor`. A
@@ -137,7 +150,7 @@ impl Archive {
         layout: &Layout,
         job: &JobPath,
         floor: u64,
-    ) -> Result<JobIndex, StoreError> {
+    ) -> Result<JobIndex, ArchiveError> {
         let mut ix = JobIndex::new(job.clone());
         ix.floor = floor;
         if floor == 0 {

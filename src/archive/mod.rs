@@ -11,17 +11,36 @@
 //!
 //! The artifact bytes are not metadata: the store's write path stores them, and a build's manifest
 //! commits them afterwards.
+//!
+//! Every document is read with [`crate::format::version::parse_document`]: one in a newer store format than
+//! this jam's is refused ([`ArchiveError::NewerFormat`], [`CatalogError::NewerFormat`]) and never written
+//! over, not even by a compare-and-swap update.
 
 pub mod catalog;
 pub mod commit;
 pub mod index;
 pub mod retire;
 
-use crate::store::Store;
+use crate::{
+    format::version::DocumentError,
+    store::{Store, StoreError},
+};
 
 pub use catalog::{Catalog, CatalogError, JobEntry};
 pub use commit::Committed;
 pub use index::IndexChange;
+
+/// An error writing (or reading, to write) the mirror's metadata.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A document was written by a newer jam: it is left as it is.
+    #[error(transparent)]
+    NewerFormat(DocumentError),
+}
 
 /// Writes the mirror's metadata: manifests, `SHA256SUMS`, pointers and job indexes.
 #[derive(Debug, Clone)]

@@ -5,12 +5,9 @@
 //! interrupted anywhere leaves builds that are either intact, or have no manifest and are still listed in
 //! the index; retiring them again finishes them.
 
-use crate::{
-    format::layout::{self, JobPath, Layout},
-    store::StoreError,
-};
+use crate::format::layout::{self, JobPath, Layout};
 
-use super::{Archive, IndexChange};
+use super::{Archive, ArchiveError, IndexChange};
 
 impl Archive {
     /// Deletes the given builds of a job (see the module's documentation for the order).
@@ -19,7 +16,7 @@ impl Archive {
         layout: &Layout,
         job: &JobPath,
         numbers: &[u64],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ArchiveError> {
         // 1. Commit markers first: from here on no doomed build looks mirrored.
         for &n in numbers {
             self.store

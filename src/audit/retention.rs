@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     archive::{
-        Archive,
+        Archive, ArchiveError,
         catalog::{Catalog, CatalogError, display_name},
     },
     config::RetentionRule,
@@ -45,6 +45,9 @@ pub enum RetentionError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The archive refused to change the job (a document in a newer format), or its store failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
 }
 
 /// How to run a pass.

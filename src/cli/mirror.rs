@@ -86,6 +86,9 @@ pub fn run(args: MirrorArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Resu
             missed = summary.missed,
             "jam mirror stopped"
         );
+        if let Some(refused) = summary.refused {
+            return Err(refused.into());
+        }
         Ok(if args.once && !summary.ok() {
             exit::FAILURE
         } else {

@@ -1,14 +1,18 @@
 //! The small JSON documents the mirror writes next to the artifact bytes: a build's manifest (its commit
 //! marker), `SHA256SUMS`, the job's permalink pointers, and the job's index.
 //!
-//! All of them carry [`crate::format::layout::FORMAT_VERSION`]. The manifest is the source of
-//! truth; pointers and the index are derived from manifests and can be rebuilt from them.
+//! All of them carry [`crate::format::layout::FORMAT_VERSION`] and are read with
+//! [`crate::format::version::parse_document`]. The manifest is the source of truth; pointers and the index
+//! are derived from manifests and can be rebuilt from them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::layout::{FORMAT_VERSION, JobPath};
+use crate::format::{
+    layout::{FORMAT_VERSION, JobPath},
+    version::{DocumentError, Versioned, parse_document},
+};
 
 /// A committed build: written with a conditional create, only after every artifact it lists is stored and
 /// verified.
@@ -243,10 +247,9 @@ impl JobIndex {
         serde_json::to_vec(self).expect("index serializes").into()
     }
 
-    /// Parses an index; `what` names it in the error.
-    pub fn parse(bytes: &[u8], what: &str) -> Result<JobIndex, String> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| format!("{what} is not a valid jam job index: {e}"))
+    /// Parses the index stored at `key`, refusing one in a newer format ([`parse_document`]).
+    pub fn parse(bytes: &[u8], key: &str) -> Result<JobIndex, DocumentError> {
+        parse_document(bytes, key)
     }
 
     /// Whether jam is done with a build (committed, given up on, or missed).
@@ -254,6 +257,27 @@ impl JobIndex {
         self.builds.contains_key(&number)
             || self.failed.contains_key(&number)
             || self.missed.contains(&number)
+    }
+}
+
+impl Versioned for Manifest {
+    const KIND: &'static str = "manifest";
+    fn format(&self) -> u32 {
+        self.format
+    }
+}
+
+impl Versioned for Pointer {
+    const KIND: &'static str = "pointer";
+    fn format(&self) -> u32 {
+        self.format
+    }
+}
+
+impl Versioned for JobIndex {
+    const KIND: &'static str = "job index";
+    fn format(&self) -> u32 {
+        self.format
     }
 }
 

@@ -38,11 +38,12 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    archive::Archive,
+    archive::{Archive, ArchiveError},
     config::{Config, ConfigError, MirrorConfig, RetentionRule},
     format::{
         layout::{self, JobPath},
         manifest::Manifest,
+        version::DocumentError,
     },
     integrity::IntegrityError,
     jenkins::{JenkinsClient, JenkinsError},
@@ -81,9 +82,21 @@ pub enum BuildError {
     /// An artifact path is unsafe; retrying cannot help.
     #[error(transparent)]
     UnsafePath(#[from] layout::UnsafePath),
+    /// A document in the store was written by a newer jam: the worker stops.
+    #[error(transparent)]
+    NewerFormat(DocumentError),
     /// Shutdown interrupted the build.
     #[error("interrupted by shutdown")]
     Cancelled,
+}
+
+impl From<ArchiveError> for BuildError {
+    fn from(e: ArchiveError) -> BuildError {
+        match e {
+            ArchiveError::Store(s) => BuildError::Store(s),
+            ArchiveError::NewerFormat(d) => BuildError::NewerFormat(d),
+        }
+    }
 }
 
 impl BuildError {
@@ -94,7 +107,10 @@ impl BuildError {
 
     /// Whether another attempt could succeed.
     pub fn retryable(&self) -> bool {
-        !matches!(self, BuildError::UnsafePath(_) | BuildError::Cancelled)
+        !matches!(
+            self,
+            BuildError::UnsafePath(_) | BuildError::Cancelled | BuildError::NewerFormat(_)
+        )
     }
 }
 
@@ -125,6 +141,9 @@ pub struct Summary {
     pub unauthorized: Vec<String>,
     /// Poll failures, and jobs that could not be looked at (Jenkins or store errors).
     pub poll_errors: u64,
+    /// Set when the store holds a document in a newer format than this jam's: the worker stopped at once,
+    /// aborting its transfers, and wrote nothing over it.
+    pub refused: Option<DocumentError>,
 }
 
 impl Summary {
@@ -134,6 +153,19 @@ impl Summary {
             && self.given_up == 0
             && self.unauthorized.is_empty()
             && self.poll_errors == 0
+            && self.refused.is_none()
+    }
+
+    /// Records `e` as the reason to stop when it is a newer-format refusal; says whether it was.
+    fn refuse_if_newer(&mut self, e: &BuildError) -> bool {
+        let BuildError::NewerFormat(d) = e else {
+            return false;
+        };
+        if self.refused.is_none() {
+            tracing::error!(error = %d, "refusing the store: stopping the worker");
+            self.refused = Some(d.clone());
+        }
+        true
     }
 }
 
@@ -302,7 +334,7 @@ impl Mirror {
                     let source = report.source;
                     self.handle(report, &mut summary).await;
                     self.refresh_lag(source);
-                    if once && in_flight == 0 {
+                    if summary.refused.is_some() || (once && in_flight == 0) {
                         break;
                     }
                 }
@@ -313,6 +345,9 @@ impl Mirror {
                     for i in 0..self.sources.len() {
                         self.refresh_lag(i);
                     }
+                    if summary.refused.is_some() {
+                        break;
+                    }
                     if !once {
                         self.maybe_prune(&tracker, &shutdown, &mut last_prune);
                     }
@@ -321,6 +356,10 @@ impl Mirror {
                     }
                 }
             }
+        }
+        if summary.refused.is_some() {
+            // Nothing more may be written into a store a newer jam owns: no grace period.
+            self.shared.abort.cancel();
         }
         // Shutdown: no new work; give in-flight builds the grace period, then abort their transfers.
         tracker.close();
@@ -346,7 +385,11 @@ impl Mirror {
             }
         }
         tracker.wait().await;
-        if once && !self.shared.retention.is_empty() && !shutdown.is_cancelled() {
+        if once
+            && !self.shared.retention.is_empty()
+            && !shutdown.is_cancelled()
+            && summary.refused.is_none()
+        {
             // A --once run (cron) applies the policy after its builds are committed.
             prune_pass(self.shared.clone(), shutdown.clone()).await;
         }

@@ -151,6 +151,7 @@ impl Mirror {
                 .update(self.sources[i].client.name(), |s| s.up = up);
             match polled {
                 Ok(n) => started += n,
+                Err(e) if summary.refuse_if_newer(&e) => return started,
                 Err(e) => {
                     let src = &mut self.sources[i];
                     if e.is_unauthorized() {
@@ -252,6 +253,7 @@ impl Mirror {
                     }
                 }
                 Err(BuildError::Jenkins(e)) if e.is_unauthorized() => return Err(e.into()),
+                Err(e @ BuildError::NewerFormat(_)) => return Err(e),
                 Err(e) => {
                     *job_errors += 1;
                     tracing::warn!(controller = %src.client.name(), job = %path, error = %e, "cannot look at job; trying again next cycle");

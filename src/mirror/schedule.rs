@@ -43,12 +43,18 @@ impl Mirror {
                 shared.stats.builds_missed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(controller = %name, job = %r.job, build = r.number, "build was deleted from Jenkins before it was mirrored");
                 let change = IndexChange::Missed(r.number);
-                state
+                if let Some(e) = state
                     .record(&shared.archive, &src.layout, &r.job, change)
-                    .await;
+                    .await
+                {
+                    summary.refuse_if_newer(&e);
+                }
             }
             Outcome::Failed(BuildError::Cancelled) => {
                 // Shutdown interrupted it: not an attempt; the next run starts it again.
+            }
+            Outcome::Failed(e) if summary.refuse_if_newer(&e) => {
+                // The store holds a newer format: the worker stops, and records nothing.
             }
             Outcome::Failed(err) => {
                 summary.failed_attempts += 1;
@@ -72,9 +78,12 @@ impl Mirror {
                         number: r.number,
                         failure,
                     };
-                    state
+                    if let Some(e) = state
                         .record(&shared.archive, &src.layout, &r.job, change)
-                        .await;
+                        .await
+                    {
+                        summary.refuse_if_newer(&e);
+                    }
                 } else {
                     let delay = build_retry(&shared.cfg).delay(attempts, None);
                     tracing::warn!(
@@ -95,24 +104,34 @@ impl Mirror {
 impl JobState {
     /// Records a missed or failed build in the job's index in the store, and the same change in the
     /// worker's copy. A store failure is logged, and the copy records the change all the same: this worker
-    /// leaves the build alone, while a restarted one, which reads the store's index, tries it again.
+    /// leaves the build alone, while a restarted one, which reads the store's index, tries it again. An
+    /// index in a newer format is returned: the worker must stop.
     async fn record(
         &mut self,
         archive: &Archive,
         layout: &Layout,
         job: &JobPath,
         change: IndexChange,
-    ) {
-        if let Err(e) = archive.change_index(layout, job, &change).await {
-            let what = match change {
-                IndexChange::Missed(_) => "missed",
-                _ => "failed",
-            };
-            tracing::warn!(job = %job, error = %e, "could not record {what} build in the index");
+    ) -> Option<BuildError> {
+        match archive
+            .change_index(layout, job, &change)
+            .await
+            .map_err(BuildError::from)
+        {
+            Err(e @ BuildError::NewerFormat(_)) => return Some(e),
+            Err(e) => {
+                let what = match change {
+                    IndexChange::Missed(_) => "missed",
+                    _ => "failed",
+                };
+                tracing::warn!(job = %job, error = %e, "could not record {what} build in the index");
+            }
+            Ok(_) => {}
         }
         if let Some(ix) = &mut self.index {
             change.apply(ix);
         }
+        None
     }
 }
 
