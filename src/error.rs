@@ -13,6 +13,7 @@ use crate::{
     audit::{retention::RetentionError, verify::Report},
     config::ConfigError,
     fetch::FetchError,
+    fleet::FleetError,
     integrity::IntegrityError,
     jenkins::JenkinsError,
     mirror::SetupError,
@@ -79,6 +80,10 @@ pub enum Error {
     /// found), or the archive's records contradict each other.
     #[error(transparent)]
     Integrity(IntegrityError),
+    /// This worker cannot run beside the store's other workers (a live worker has its id; the store
+    /// cannot coordinate and another worker is live), or another process took its id.
+    #[error(transparent)]
+    Fleet(FleetError),
     /// The metrics endpoint's address cannot be listened on.
     #[error(transparent)]
     Listen(#[from] BindError),
@@ -105,6 +110,9 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Usage(_) | Error::Listen(_) => exit::USAGE,
+            Error::Fleet(
+                FleetError::DuplicateWorker { .. } | FleetError::CannotCoordinate { .. },
+            ) => exit::USAGE,
             Error::Store(StoreError::Config { .. }) => exit::USAGE,
             Error::NotFound(_) => exit::NOT_FOUND,
             Error::Integrity(_) => exit::INTEGRITY,
@@ -180,6 +188,15 @@ impl From<RetentionError> for Error {
         match e {
             RetentionError::Catalog(c) => c.into(),
             RetentionError::Store(s) => Error::Store(s),
+        }
+    }
+}
+
+impl From<FleetError> for Error {
+    fn from(e: FleetError) -> Error {
+        match e {
+            FleetError::Store(s) => Error::Store(s),
+            e => Error::Fleet(e),
         }
     }
 }

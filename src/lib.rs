@@ -29,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fetch;
+pub mod fleet;
 pub mod format;
 pub mod integrity;
 pub mod jenkins;

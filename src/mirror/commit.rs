@@ -20,6 +20,7 @@ impl BuildTask {
     pub(super) async fn commit(&self, m: &Manifest) -> Result<(), BuildError> {
         let archive = &self.shared.archive;
         if archive.commit(&self.layout, &self.job, m).await? == Committed::Already {
+            self.shared.fleet().commit_lost();
             tracing::info!(job = %self.job, build = self.number, "another worker committed this build first");
         }
         self.publish(m).await

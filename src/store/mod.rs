@@ -10,12 +10,16 @@
 //!
 //! The files: `open.rs` (URLs, backends, the S3 client and its retry), [`write`] (the one way artifact bytes
 //! go into the store), [`counting`] (every request counted by operation and outcome), [`journal`] and
-//! [`s3_uploads`] (no multipart upload left open after a crash).
+//! [`s3_uploads`] (no multipart upload left open after a crash), [`versioned`] (create and compare-and-swap
+//! returning the new version, and the probe that the store honours them), [`lock`] (one writing process per
+//! local directory).
 
 pub mod counting;
 pub mod journal;
+pub mod lock;
 mod open;
 pub mod s3_uploads;
+pub mod versioned;
 pub mod write;
 
 use std::{sync::Arc, time::Duration};
@@ -131,6 +135,8 @@ pub struct Store {
     update_lock: Arc<tokio::sync::Mutex<()>>,
     /// Requests by operation and outcome (the backend is wrapped so that every request is counted).
     stats: Arc<StoreStats>,
+    /// For a local directory store: the directory (its lock file lives there).
+    local_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -162,6 +168,7 @@ impl Store {
             describe,
             update_lock: Arc::new(tokio::sync::Mutex::new(())),
             stats,
+            local_dir: None,
         }
     }
 
