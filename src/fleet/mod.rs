@@ -498,10 +498,14 @@ impl Claim {
         }
     }
 
-    /// Releases the claim (deletes it if it is still this worker's).
-    pub async fn release(self) {
+    /// Releases the claim: deletes it if it is still this worker's. Returns `false` when it turns out that
+    /// another worker took it over (counted as a revoked claim).
+    pub async fn release(self) -> bool {
         let s = &self.state;
         s.stop.cancel();
+        if self.ensure().await.is_err() && self.is_lost() {
+            return false;
+        }
         let held = s.held.lock().await.take();
         if let Some(h) = held {
             let key = h.key.clone();
@@ -509,6 +513,7 @@ impl Claim {
                 tracing::warn!(claim = %key, error = %e, "could not release a build claim; it expires after its lease");
             }
         }
+        !self.is_lost()
     }
 }
 

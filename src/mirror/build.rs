@@ -66,11 +66,16 @@ impl BuildTask {
             Err(e) => Outcome::Failed(e),
         };
         // Released after the commit and after a failure alike, so no other worker waits a lease.
-        if let Some(claim) = self.claim.get() {
-            claim.clone().release().await;
-        }
+        let still_held = match self.claim.get() {
+            Some(claim) => claim.clone().release().await,
+            None => true,
+        };
         self.cancel.cancel();
-        outcome
+        match outcome {
+            // The attempt failed because another worker has the build now: not an attempt of this one's.
+            Outcome::Failed(_) if !still_held => Outcome::Elsewhere,
+            o => o,
+        }
     }
 
     pub(super) async fn mirror(&self) -> Result<Outcome, BuildError> {
@@ -129,7 +134,9 @@ impl BuildTask {
         if let Some(claim) = self.claim.get() {
             claim.ensure().await.map_err(BuildError::Claim)?;
         }
-        self.commit(&manifest).await?;
+        if !self.commit(&manifest).await? {
+            return Ok(Outcome::AlreadyCommitted(Box::new(manifest)));
+        }
         let bytes = manifest.total_size();
         let secs = started.elapsed().as_secs_f64();
         self.shared

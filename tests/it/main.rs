@@ -18,3 +18,4 @@ mod store_contract;
 mod support;
 mod tls;
 mod worker_process;
+mod workers;
