@@ -29,7 +29,7 @@ fn build(n: u64) -> BuildSpec {
     let b = BuildSpec::finished(n, BuildResult::Success)
         .with_artifact(ArtifactSpec::sized("app.jar", 256 << 10))
         .with_artifact(ArtifactSpec::sized("notes.txt", 2 << 10));
-    if n % 10 == 0 {
+    if n.is_multiple_of(10) {
         b.with_artifact(ArtifactSpec::sized("image.bin", 24 << 20))
     } else {
         b
@@ -37,7 +37,7 @@ fn build(n: u64) -> BuildSpec {
 }
 
 fn artifacts_of(n: u64) -> u64 {
-    if n % 10 == 0 { 3 } else { 2 }
+    if n.is_multiple_of(10) { 3 } else { 2 }
 }
 
 /// A worker process and its metrics address.

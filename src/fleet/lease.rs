@@ -115,9 +115,9 @@ pub enum Acquired {
     /// It was free: created.
     Won(Held),
     /// Its holder had stopped renewing: taken over (the previous document, when it parsed).
-    TakenOver(Held, Option<LeaseDoc>),
+    TakenOver(Held, Option<Box<LeaseDoc>>),
     /// Someone holds it (their document, when it parsed).
-    Busy(Option<LeaseDoc>),
+    Busy(Option<Box<LeaseDoc>>),
 }
 
 /// How a renewal ended.
@@ -272,6 +272,7 @@ impl Leases {
             (Some((id, instance)), Some(c)) => &c.holder == id && &c.instance != instance,
             _ => false,
         };
+        let current = current.map(Box::new);
         if !predecessor && observer.sight(key.as_ref(), &version) <= lease {
             return Ok(Acquired::Busy(current));
         }

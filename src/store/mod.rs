@@ -6,7 +6,7 @@
 //! commit marker, written at most once) and *compare-and-swap update* (pointers only move forward).
 //! S3 does both natively (`If-None-Match`/`If-Match`); `object_store`'s local file system has no
 //! conditional update, so [`Store::update`] serialises updates inside this process there (a local directory
-//! has a single writer).
+//! has a single writing process: `jam mirror` holds its [`lock`]).
 //!
 //! The files: `open.rs` (URLs, backends, the S3 client and its retry), [`write`] (the one way artifact bytes
 //! go into the store), [`counting`] (every request counted by operation and outcome), [`journal`] and

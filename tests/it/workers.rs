@@ -350,8 +350,8 @@ fn seaweed() -> Option<Target> {
 async fn three_workers_mirror_every_build_once() {
     let Some(target) = seaweed() else { return };
     let mut job = ItemSpec::freestyle("app");
-    for n in 1..=60 {
-        job = job.with_build(if n % 10 == 0 {
+    for n in 1..=60u64 {
+        job = job.with_build(if n.is_multiple_of(10) {
             big(n, 24 << 20)
         } else {
             small(n)
@@ -401,7 +401,7 @@ async fn three_workers_mirror_every_build_once() {
     let mut extra = 0;
     for n in 1..=60u64 {
         assert!(committed(&store, &layout, n).await, "build {n}");
-        let paths: &[&str] = if n % 10 == 0 {
+        let paths: &[&str] = if n.is_multiple_of(10) {
             &["big.bin", "notes.txt"]
         } else {
             &["app.jar", "notes.txt"]
