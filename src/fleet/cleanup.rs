@@ -22,9 +22,11 @@ use crate::{
 };
 
 /// Decides which listed uploads of a journaled key may be aborted: none while the key's build is claimed
-/// (its holder may be uploading that very key), and never one that another worker's journal records.
+/// by another worker than the journal's (that holder may be uploading that very key), and never one that
+/// another worker's journal records.
 pub struct Guard {
     store: Store,
+    whose: String,
     protected: Vec<String>,
 }
 
@@ -33,6 +35,7 @@ impl Guard {
     pub async fn new(store: &Store, whose: &str) -> Result<Guard, StoreError> {
         Ok(Guard {
             store: store.clone(),
+            whose: whose.to_string(),
             protected: UploadJournal::recorded_ids(store, whose).await?,
         })
     }
@@ -43,15 +46,18 @@ impl ListedUploads for Guard {
     async fn abortable(&self, key: &Path, listed: Vec<String>) -> Option<Vec<String>> {
         let prefix = layout::build_prefix_of(key.as_ref())?;
         let claim = Store::path(&format!("{CLAIMS}/{prefix}")).ok()?;
-        match self.store.head(&claim).await {
-            Ok(None) => Some(
-                listed
-                    .into_iter()
-                    .filter(|id| !self.protected.contains(id))
-                    .collect(),
-            ),
-            _ => None,
-        }
+        let free = match self.store.get(&claim).await {
+            Ok(None) => true,
+            // Claimed by the journal's own worker (a predecessor, or the dead one): nobody else uploads.
+            Ok(Some((bytes, _))) => LeaseDoc::parse(&bytes).is_some_and(|d| d.holder == self.whose),
+            Err(_) => false,
+        };
+        free.then(|| {
+            listed
+                .into_iter()
+                .filter(|id| !self.protected.contains(id))
+                .collect()
+        })
     }
 }
 

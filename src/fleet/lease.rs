@@ -372,11 +372,19 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_lease_is_taken_over_only_after_its_version_stood_still_for_a_lease() {
+    fn in_memory() -> (Store, Duration, Leases) {
         let store = Store::open(&StoreConfig::new("memory://")).unwrap();
         let lease = Duration::from_secs(10);
-        let leases = Leases::new(store.clone(), lease, Arc::default());
+        (
+            store.clone(),
+            lease,
+            Leases::new(store, lease, Arc::default()),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_is_taken_over_only_after_its_version_stood_still_for_a_lease() {
+        let (store, lease, leases) = in_memory();
         let key = Path::from(".jam/claims/ci/job/app/1");
         let (a_seen, b_seen) = (Observer::default(), Observer::default());
         let Acquired::Won(mut a) = leases
@@ -434,9 +442,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_renewal_whose_answer_was_lost_is_adopted() {
-        let store = Store::open(&StoreConfig::new("memory://")).unwrap();
-        let lease = Duration::from_secs(10);
-        let leases = Leases::new(store.clone(), lease, Arc::default());
+        let (_, lease, leases) = in_memory();
         let key = Path::from(".jam/leases/x");
         let Acquired::Won(mut a) = leases
             .acquire(&key, doc("a", lease), &Observer::default())

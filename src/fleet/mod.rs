@@ -180,7 +180,7 @@ impl Fleet {
             rand::random::<u64>()
         ))?;
         let conditional = store.probe_conditional_writes(&probe).await?;
-        stats.requests_heartbeat.fetch_add(5, Ordering::Relaxed);
+        stats.requests_heartbeat.fetch_add(4, Ordering::Relaxed);
         if !conditional.honoured() {
             tracing::warn!(
                 store = %store.describe(),

@@ -58,6 +58,7 @@ use crate::{
     metrics::Registry,
     store::{
         Store, StoreError,
+        counting::StoreStats,
         journal::UploadJournal,
         write::{ByteBudget, TransferError, TransferLimits},
     },
@@ -170,6 +171,8 @@ struct Shared {
     fleet: OnceLock<Fleet>,
     /// The fleet's counters (they exist before the worker joins, for the metrics registry).
     fleet_stats: Arc<FleetStats>,
+    /// The store as the fleet uses it: its requests counted apart from the mirror's own.
+    fleet_store: Store,
 }
 
 impl Shared {
@@ -241,6 +244,11 @@ impl Mirror {
             budget: ByteBudget::new(cfg.buffer_budget),
         };
         let journal = UploadJournal::new(store.clone(), &cfg.worker_id);
+        let fleet_store = store.counted_apart(Arc::new(StoreStats::apart(
+            "jam_coordination_store_requests_total",
+            "Requests to the store made to coordinate with other workers (heartbeats, claims, singletons, \
+             the clean-up after dead workers), by operation and outcome.",
+        )));
         let shared = Arc::new(Shared {
             journal,
             transfers: Arc::new(Semaphore::new(cfg.transfers)),
@@ -255,6 +263,7 @@ impl Mirror {
             retention: config.retention.clone(),
             fleet: OnceLock::new(),
             fleet_stats: Arc::new(FleetStats::default()),
+            fleet_store,
         });
         Mirror { shared, sources }
     }
@@ -272,6 +281,7 @@ impl Mirror {
         }
         registry.register(self.shared.store.stats().clone());
         registry.register(self.shared.fleet_stats.clone());
+        registry.register(self.shared.fleet_store.stats().clone());
         registry.register(Arc::new(stats::BoardMetrics {
             board: self.shared.board.clone(),
             controllers: self
@@ -420,7 +430,7 @@ impl Mirror {
             singletons,
         };
         let fleet = Fleet::join(
-            self.shared.store.clone(),
+            self.shared.fleet_store.clone(),
             settings,
             self.shared.fleet_stats.clone(),
         )

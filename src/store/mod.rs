@@ -137,6 +137,9 @@ pub struct Store {
     stats: Arc<StoreStats>,
     /// For a local directory store: the directory (its lock file lives there).
     local_dir: Option<std::path::PathBuf>,
+    /// The backend and its multipart API without the counting wrapper (for [`Store::counted_apart`]).
+    raw: Arc<dyn ObjectStore>,
+    raw_multipart: Option<Arc<dyn MultipartStore>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -161,6 +164,8 @@ impl Store {
     pub fn new(inner: Arc<dyn ObjectStore>, backend: Backend, describe: String) -> Store {
         let stats = Arc::new(StoreStats::default());
         Store {
+            raw: inner.clone(),
+            raw_multipart: None,
             inner: Arc::new(InstrumentedStore::new(inner, stats.clone())),
             multipart: None,
             uploads: None,
@@ -174,11 +179,26 @@ impl Store {
 
     /// Adds the backend's multipart API (see [`Store::multipart`]).
     pub fn with_multipart(mut self, multipart: Arc<dyn MultipartStore>) -> Store {
+        self.raw_multipart = Some(multipart.clone());
         self.multipart = Some(Arc::new(InstrumentedMultipart::new(
             multipart,
             self.stats.clone(),
         )));
         self
+    }
+
+    /// The same store, with its requests counted apart in `stats` instead of in [`Store::stats`] (the
+    /// coordination of several workers is counted so, beside the mirror's own requests).
+    pub fn counted_apart(&self, stats: Arc<StoreStats>) -> Store {
+        Store {
+            inner: Arc::new(InstrumentedStore::new(self.raw.clone(), stats.clone())),
+            multipart: self.raw_multipart.as_ref().map(|mp| {
+                Arc::new(InstrumentedMultipart::new(mp.clone(), stats.clone()))
+                    as Arc<dyn MultipartStore>
+            }),
+            stats,
+            ..self.clone()
+        }
     }
 
     /// Requests made so far, by operation and outcome (metrics).
@@ -252,19 +272,10 @@ impl Store {
 
     /// Writes an object only if none exists at that key (the commit marker's write).
     pub async fn create(&self, key: &Path, bytes: Bytes) -> Result<Created, StoreError> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .inner
-            .put_opts(key, PutPayload::from(bytes), opts)
-            .await
-        {
-            Ok(_) => Ok(Created::Created),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::Existed),
-            Err(e) => Err(StoreError::op("create", key)(e)),
-        }
+        Ok(match self.create_versioned(key, bytes).await? {
+            versioned::Versioned::Written(_) => Created::Created,
+            versioned::Versioned::Conflict => Created::Existed,
+        })
     }
 
     /// Read-modify-write with compare-and-swap: `f` sees the current bytes (or `None`) and returns the new

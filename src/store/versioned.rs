@@ -12,7 +12,7 @@
 //! them and overwrites).
 
 use bytes::Bytes;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, path::Path};
+use object_store::{PutMode, PutOptions, PutPayload, UpdateVersion, path::Path};
 
 use super::{Backend, Store, StoreError};
 
@@ -66,22 +66,8 @@ impl Store {
         key: &Path,
         bytes: Bytes,
     ) -> Result<Versioned, StoreError> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .inner
-            .put_opts(key, PutPayload::from(bytes), opts)
+        self.put_versioned(key, bytes, PutMode::Create, "create")
             .await
-        {
-            Ok(r) => Ok(Versioned::Written(Version {
-                e_tag: r.e_tag,
-                version: r.version,
-            })),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Versioned::Conflict),
-            Err(e) => Err(StoreError::op("create", key)(e)),
-        }
     }
 
     /// Replaces the object at `key` only if its version is still `expected`; returns the new version.
@@ -98,18 +84,24 @@ impl Store {
             if current.is_none_or(|m| m.e_tag != expected.e_tag) {
                 return Ok(Versioned::Conflict);
             }
-            let r = self
-                .inner
-                .put(key, PutPayload::from(bytes))
-                .await
-                .map_err(StoreError::op("update", key))?;
-            return Ok(Versioned::Written(Version {
-                e_tag: r.e_tag,
-                version: r.version,
-            }));
+            return self
+                .put_versioned(key, bytes, PutMode::Overwrite, "update")
+                .await;
         }
+        self.put_versioned(key, bytes, PutMode::Update(expected.update()), "update")
+            .await
+    }
+
+    /// One write in `mode`; a failed condition (or a missing object, for a replace) is a conflict.
+    async fn put_versioned(
+        &self,
+        key: &Path,
+        bytes: Bytes,
+        mode: PutMode,
+        op: &'static str,
+    ) -> Result<Versioned, StoreError> {
         let opts = PutOptions {
-            mode: PutMode::Update(expected.update()),
+            mode,
             ..Default::default()
         };
         match self
@@ -126,7 +118,7 @@ impl Store {
                 | object_store::Error::AlreadyExists { .. }
                 | object_store::Error::NotFound { .. },
             ) => Ok(Versioned::Conflict),
-            Err(e) => Err(StoreError::op("update", key)(e)),
+            Err(e) => Err(StoreError::op(op, key)(e)),
         }
     }
 
@@ -143,12 +135,11 @@ impl Store {
         }))
     }
 
-    /// Checks at `key` (a key of jam's own, under `.jam/`) that the store refuses a create over an
-    /// existing object and a replace with a stale version; the key is removed afterwards. Costs five
+    /// Checks at `key` (a fresh key of jam's own, under `.jam/`) that the store refuses a create over an
+    /// existing object and a replace with a stale version; the key is removed afterwards. Costs four
     /// requests.
     pub async fn probe_conditional_writes(&self, key: &Path) -> Result<Conditional, StoreError> {
         let body = |n: u8| Bytes::from(format!("{{\"probe\":{n}}}"));
-        self.delete(key).await?;
         let first = match self.create_versioned(key, body(1)).await? {
             Versioned::Written(v) => v,
             // Something is there after all (a store that answers a delete before it is visible):

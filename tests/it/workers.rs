@@ -240,6 +240,17 @@ where
     t.elapsed()
 }
 
+/// Waits until build `n` is claimed (by `holder`, if given) and an upload is open: mid-transfer.
+async fn claimed_mid_transfer(target: &Target, layout: &Layout, n: u64, holder: Option<&str>) {
+    until(Duration::from_secs(60), "claimed mid-transfer", || async {
+        let h = claim_holder(&target.store, layout, n).await;
+        h.is_some()
+            && (holder.is_none() || h.as_deref() == holder)
+            && !open_uploads(target).is_empty()
+    })
+    .await;
+}
+
 /// The holder of a build's claim, if claimed.
 async fn claim_holder(store: &Store, layout: &Layout, n: u64) -> Option<String> {
     let key = Store::path(&format!(
@@ -455,14 +466,7 @@ async fn sigkill_of_the_holder_hands_its_build_to_another_worker() {
         .map(|id| scratch.start(&sim, &target, id, None))
         .collect();
     let store = target.store.clone();
-    until(
-        Duration::from_secs(60),
-        "build 4 claimed, its upload open",
-        || async {
-            claim_holder(&store, &layout, 4).await.is_some() && !open_uploads(&target).is_empty()
-        },
-    )
-    .await;
+    claimed_mid_transfer(&target, &layout, 4, None).await;
     let holder = claim_holder(&store, &layout, 4).await.unwrap();
     let i = workers.iter().position(|w| w.id == holder).unwrap();
     workers.remove(i).kill();
@@ -529,15 +533,7 @@ async fn a_frozen_worker_wakes_to_find_its_build_taken_and_commits_nothing() {
     let scratch = Scratch::new();
     let first = scratch.start(&sim, &target, "frozen", None);
     let store = target.store.clone();
-    until(
-        Duration::from_secs(60),
-        "build 1 claimed mid-transfer",
-        || async {
-            claim_holder(&store, &layout, 1).await.as_deref() == Some("frozen")
-                && !open_uploads(&target).is_empty()
-        },
-    )
-    .await;
+    claimed_mid_transfer(&target, &layout, 1, Some("frozen")).await;
     first.signal("-STOP");
     let other = scratch.start(&sim, &target, "awake", None);
     until(
@@ -651,15 +647,7 @@ async fn a_worker_cut_off_from_the_store_loses_its_claim_and_deletes_nothing() {
     let scratch = Scratch::new();
     let cut = scratch.start_on(&sim, &cut_env, "cut", None);
     let store = target.store.clone();
-    until(
-        Duration::from_secs(60),
-        "build 1 claimed mid-transfer",
-        || async {
-            claim_holder(&store, &layout, 1).await.as_deref() == Some("cut")
-                && !open_uploads(&target).is_empty()
-        },
-    )
-    .await;
+    claimed_mid_transfer(&target, &layout, 1, Some("cut")).await;
     forward.send(false).unwrap();
     let cut_at = Instant::now();
     let other = scratch.start(&sim, &target, "connected", None);
@@ -777,7 +765,13 @@ async fn a_wrong_wall_clock_neither_steals_live_claims_nor_keeps_dead_ones() {
     )
     .await;
     let behind = scratch.start(&sim, &target, "behind", Some("-10m"));
-    tokio::time::sleep(LEASE / 2).await;
+    // The worker behind has found the claim held (it watches it from now on); then the one ahead dies.
+    until(
+        Duration::from_secs(30),
+        "the worker behind sees the claim",
+        || async { behind.metric("jam_claims_lost_total") >= 1 },
+    )
+    .await;
     ahead.kill();
     let killed = Instant::now();
     until(
