@@ -185,7 +185,7 @@ fn run(env: &Env, s3: &Seaweed, builds: u64, workers: usize) -> Run {
         builds,
         artifacts: (1..=builds).map(artifacts_of).sum(),
         downloads: artifact_downloads(&sim, "/job/app/"),
-        coordination: sum("jam_coordination_requests_total"),
+        coordination: sum("jam_coordination_store_requests_total"),
         store_requests: sum("jam_store_requests_total"),
         takeovers: sum("jam_claims_taken_over_total"),
         per_worker: ws
@@ -281,7 +281,7 @@ fn main() {
     }
     let (claim_s, commit_s, downloads) = takeover(&env, &s3);
     let mut table = String::new();
-    table.push_str("| workers | builds | s | builds/s | downloads per artifact mirrored | coordination requests per build | store requests per build | builds committed per worker | takeovers |\n");
+    table.push_str("| workers | builds | s | builds/s | downloads per artifact mirrored | coordination store requests per build | the mirror's own store requests per build | builds committed per worker | takeovers |\n");
     table.push_str("|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
     for r in &runs {
         let _ = writeln!(

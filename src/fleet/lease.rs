@@ -317,7 +317,13 @@ impl Leases {
                         return Ok(Renewed::Lost);
                     };
                     match LeaseDoc::parse(&bytes) {
-                        Some(d) if d.instance == held.doc.instance && d.token == held.doc.token => {
+                        // Only a write of this very holding (a clean-up's "dead" mark keeps the
+                        // instance and token, and is not this holder's).
+                        Some(d)
+                            if d.instance == held.doc.instance
+                                && d.token == held.doc.token
+                                && d.kind == held.doc.kind =>
+                        {
                             held.version = version;
                             held.doc = d;
                         }
@@ -456,5 +462,18 @@ mod tests {
         assert_eq!(leases.renew(&mut lost).await.unwrap(), Renewed::Yes);
         assert_eq!(leases.renew(&mut a).await.unwrap(), Renewed::Yes);
         assert_eq!(a.doc.seq, lost.doc.seq + 1);
+        // A clean-up's mark keeps the holder's instance and token but is not the holder's write.
+        let mut mark = a.doc.clone();
+        mark.kind = "dead".into();
+        mark.seq += 1;
+        assert!(matches!(
+            leases
+                .store
+                .replace_if(&key, mark.to_json(), &a.version)
+                .await
+                .unwrap(),
+            Versioned::Written(_)
+        ));
+        assert_eq!(leases.renew(&mut a).await.unwrap(), Renewed::Lost);
     }
 }

@@ -157,8 +157,9 @@ impl BuildTask {
         Ok(Outcome::Committed(Box::new(manifest)))
     }
 
-    /// The build when it is committed already: published again (an earlier run may have stopped before its
-    /// pointers and index), nothing downloaded.
+    /// The build when it is committed already: published again unless the job's index lists it (an
+    /// earlier run may have stopped before its pointers and index; the index is written after the
+    /// pointers), nothing downloaded.
     async fn repair(&self) -> Result<Option<Outcome>, BuildError> {
         let Some(m) = self.committed().await? else {
             return Ok(None);
@@ -167,7 +168,15 @@ impl BuildTask {
             .stats
             .builds_already_committed
             .fetch_add(1, Ordering::Relaxed);
-        self.publish(&m).await?;
+        let listed = self
+            .shared
+            .archive
+            .read_index(&self.layout, &self.job)
+            .await?
+            .is_some_and(|ix| ix.builds.contains_key(&self.number));
+        if !listed {
+            self.publish(&m).await?;
+        }
         Ok(Some(Outcome::AlreadyCommitted(Box::new(m))))
     }
 

@@ -107,21 +107,27 @@ impl Readiness {
         {
             return checks.clone();
         }
+        // The local checks as of the request (before the remote ones, which may take their time).
+        let local: Vec<Check> = self
+            .local
+            .iter()
+            .map(|(name, check)| {
+                let (ok, detail) = match check() {
+                    Ok(d) => (true, d),
+                    Err(d) => (false, d),
+                };
+                Check {
+                    name: name.clone(),
+                    ok,
+                    detail,
+                }
+            })
+            .collect();
         let mut checks = vec![self.check_store().await];
         for c in &self.controllers {
             checks.push(check_controller(c).await);
         }
-        for (name, check) in &self.local {
-            let (ok, detail) = match check() {
-                Ok(d) => (true, d),
-                Err(d) => (false, d),
-            };
-            checks.push(Check {
-                name: name.clone(),
-                ok,
-                detail,
-            });
-        }
+        checks.extend(local);
         *cache = Some((Instant::now(), checks.clone()));
         checks
     }

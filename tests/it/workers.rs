@@ -165,16 +165,7 @@ impl Worker {
 
     /// The worker's `/metrics`, or an empty text while it does not answer.
     fn metrics(&self) -> String {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect_timeout(&self.listen, Duration::from_secs(2))
-        else {
-            return String::new();
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: jam\r\n\r\n");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
+        http_get(self.listen, "/metrics")
     }
 
     /// One unlabelled sample of the worker's metrics (0 when absent).
@@ -218,6 +209,19 @@ fn libfaketime() -> Option<PathBuf> {
         .filter_map(Result::ok)
         .map(|e| e.path().join("faketime/libfaketimeMT.so.1"))
         .find(|p| p.exists())
+}
+
+/// `GET path` on a worker's endpoint: the whole answer, head included (empty when nothing answers).
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let _ = s.write_all(format!("GET {path} HTTP/1.0\r\nHost: jam\r\n\r\n").as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }
 
 fn metric_in(text: &str, name: &str) -> u64 {
@@ -651,6 +655,14 @@ async fn a_worker_cut_off_from_the_store_loses_its_claim_and_deletes_nothing() {
     forward.send(false).unwrap();
     let cut_at = Instant::now();
     let other = scratch.start(&sim, &target, "connected", None);
+    // Past its lease without a renewal, the cut-off worker reports itself not ready.
+    let ready = {
+        let addr = cut.listen;
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(LEASE * 3 / 2);
+            http_get(addr, "/readyz")
+        })
+    };
     until(
         Duration::from_secs(60),
         "build 1 committed by the other",
@@ -662,6 +674,11 @@ async fn a_worker_cut_off_from_the_store_loses_its_claim_and_deletes_nothing() {
     let rest = (3 * LEASE).saturating_sub(cut_at.elapsed());
     tokio::time::sleep(rest).await;
     forward.send(true).unwrap();
+    let ready = ready.await.unwrap();
+    assert!(
+        ready.contains(" 503 ") && ready.contains("FAIL heartbeat"),
+        "{ready}"
+    );
     until(
         Duration::from_secs(30),
         "the cut-off worker notices",
@@ -1084,6 +1101,38 @@ async fn a_second_live_worker_with_the_same_id_refuses_to_start() {
         let t = Instant::now();
         (cmd.output().unwrap(), t.elapsed())
     };
+    // `jam ls --workers` shows it, with what it holds.
+    let ls = |args: &[&str]| {
+        let mut cmd = Command::new(jam);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .arg("ls")
+            .args(args);
+        for (k, v) in &target.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let rows: serde_json::Value = serde_json::from_str(&ls(&["--workers", "--json"])).unwrap();
+    let twin = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "twin")
+        .unwrap_or_else(|| panic!("{rows}"));
+    assert_eq!(twin["state"], "worker", "{twin}");
+    assert_eq!(twin["pid"], first.child.id(), "{twin}");
+    let text = ls(&["--workers"]);
+    assert!(
+        text.starts_with("WORKER") && text.contains("twin"),
+        "{text}"
+    );
     let (out, took) = run_twin();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
