@@ -56,6 +56,17 @@ fn stall_once(n: u64, ms: Option<u64>) -> Fault {
     .times(1)
 }
 
+/// A simulator with one build whose 40 MiB download stalls once for 1.5 s after 12 MiB (long enough to
+/// catch its worker mid-transfer), and the layout of its source.
+fn one_stalling_build() -> (Sim, Layout) {
+    let sim = Sim::start(
+        harness::scenario().with_item(ItemSpec::freestyle("app").with_build(big(1, 40 << 20))),
+    );
+    sim.add_fault(stall_once(1, Some(1500))).unwrap();
+    let layout = source(&sim);
+    (sim, layout)
+}
+
 fn source(sim: &Sim) -> Layout {
     Layout::new(jam::config::default_source_name(
         &url::Url::parse(&sim.url()).unwrap(),
@@ -529,11 +540,7 @@ async fn sigkill_of_the_holder_hands_its_build_to_another_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_worker_wakes_to_find_its_build_taken_and_commits_nothing() {
     let Some(target) = seaweed() else { return };
-    let sim = Sim::start(
-        harness::scenario().with_item(ItemSpec::freestyle("app").with_build(big(1, 40 << 20))),
-    );
-    sim.add_fault(stall_once(1, Some(1500))).unwrap();
-    let layout = source(&sim);
+    let (sim, layout) = one_stalling_build();
     let scratch = Scratch::new();
     let first = scratch.start(&sim, &target, "frozen", None);
     let store = target.store.clone();
@@ -629,11 +636,7 @@ async fn pipe(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_cut_off_from_the_store_loses_its_claim_and_deletes_nothing() {
     let Some(target) = seaweed() else { return };
-    let sim = Sim::start(
-        harness::scenario().with_item(ItemSpec::freestyle("app").with_build(big(1, 40 << 20))),
-    );
-    sim.add_fault(stall_once(1, Some(1500))).unwrap();
-    let layout = source(&sim);
+    let (sim, layout) = one_stalling_build();
     let (env, _) = target.s3.clone().unwrap();
     let upstream: SocketAddr = env.endpoint.trim_start_matches("http://").parse().unwrap();
     let (proxy, forward) = pausable_proxy(upstream).await;
