@@ -13,6 +13,7 @@ use crate::{
     audit::{retention::RetentionError, verify::Report},
     config::ConfigError,
     fetch::FetchError,
+    fleet::FleetError,
     format::version::DocumentError,
     integrity::IntegrityError,
     jenkins::JenkinsError,
@@ -83,6 +84,10 @@ pub enum Error {
     /// found), or the archive's records contradict each other.
     #[error(transparent)]
     Integrity(IntegrityError),
+    /// This worker cannot run beside the store's other workers (a live worker has its id; the store
+    /// cannot coordinate and another worker is live), or another process took its id.
+    #[error(transparent)]
+    Fleet(FleetError),
     /// The metrics endpoint's address cannot be listened on.
     #[error(transparent)]
     Listen(#[from] BindError),
@@ -111,6 +116,9 @@ impl Error {
             Error::Config(_) | Error::Usage(_) | Error::Listen(_) => exit::USAGE,
             // Retrying cannot help: this jam is too old for the store, as for a configuration error.
             Error::NewerFormat(_) => exit::USAGE,
+            Error::Fleet(
+                FleetError::DuplicateWorker { .. } | FleetError::CannotCoordinate { .. },
+            ) => exit::USAGE,
             Error::Store(StoreError::Config { .. }) => exit::USAGE,
             Error::NotFound(_) => exit::NOT_FOUND,
             Error::Integrity(_) => exit::INTEGRITY,
@@ -197,6 +205,15 @@ impl From<ArchiveError> for Error {
         match e {
             ArchiveError::Store(s) => Error::Store(s),
             ArchiveError::NewerFormat(d) => Error::NewerFormat(d),
+        }
+    }
+}
+
+impl From<FleetError> for Error {
+    fn from(e: FleetError) -> Error {
+        match e {
+            FleetError::Store(s) => Error::Store(s),
+            e => Error::Fleet(e),
         }
     }
 }

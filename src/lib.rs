@@ -15,6 +15,8 @@
 //! - [`jenkins`]: the API client and its model;
 //! - [`integrity`]: the verified byte stream (length, SHA-256, MD5) and the fingerprint rules;
 //! - [`archive`]: the one owner of the mirror's metadata (catalog, indexes, pointers);
+//! - [`fleet`]: several workers on one store (heartbeats, build claims, singletons), leases on the store's
+//!   conditional writes;
 //! - work: [`resolve`] (which source, job and build a name means), [`mirror`] (the worker), [`fetch`]
 //!   (verified downloads), [`audit`] (verify and retention);
 //! - [`ops`]: the `/metrics`, `/healthz` and `/readyz` endpoint, logs, `jam doctor`;
@@ -29,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fetch;
+pub mod fleet;
 pub mod format;
 pub mod integrity;
 pub mod jenkins;

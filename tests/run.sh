@@ -7,6 +7,22 @@
 #                                     (tests/package.sh: build, lintian, dpkg -i, checks, dpkg --purge)
 #   bash tests/run.sh CMD [ARG...]    start the S3 test servers and run CMD instead, in the same environment:
 #                                     bash tests/run.sh cargo test --test integration store_contract
+#   JAM_TEST_CLUSTER=1 bash tests/run.sh CMD [ARG...]
+#                                     the same, with a SeaweedFS cluster started as well (see below), e.g.
+#                                     JAM_TEST_CLUSTER=1 bash tests/run.sh cargo test --test integration \
+#                                         workers::two_workers_ride -- --ignored
+#
+# The whole suite ends with its own section for the cluster test (the only test that needs the cluster,
+# marked #[ignore] so the main pass leaves it to that section): a SeaweedFS cluster on 127.0.0.1 (a master,
+# three volume servers, a filer and the S3 gateway; -defaultReplication=001, so every object has a second
+# copy on another volume server), started for that section only and stopped after it. Exported to that test:
+#   JAM_TEST_CLUSTER_ENDPOINT, JAM_TEST_CLUSTER_BUCKET, JAM_TEST_CLUSTER_ACCESS_KEY, JAM_TEST_CLUSTER_SECRET_KEY
+#   JAM_TEST_CLUSTER_DIR           holds volume<i>.pid, volume<i>.cmd (its command line) and volume<i>.log
+#                                  for i = 1..3: the test kills one volume server and starts it again with
+#                                  its command line, writing the new pid to its pid file (stopped from there)
+#
+# The clock-skew test runs jam under faketime (Debian's package of that name); installed here when missing
+# and running as root.
 #
 # Works from any directory, as root or not, without a terminal. The only network it uses is PyPI (pip),
 # crates.io (cargo) and, as root, Debian's archive (apt-get, for what is missing: openssl; prometheus for
@@ -85,35 +101,37 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 # --- tools: a venv with weed, moto and aws ------------------------------------------------------------------
 section "tools (.cache/venv)"
 mkdir -p "$CACHE" "$LOGS"
-# The TLS tests make a test CA and serve HTTPS with the openssl CLI; Debian images usually have it.
-if ! command -v openssl >/dev/null 2>&1; then
+# need_tool CMD PKG WHAT: Debian's package PKG provides the command CMD, which WHAT needs. Installed when
+# missing and running as root with apt-get (policy-rc.d refuses service starts meanwhile, so a package that
+# brings a server, as prometheus does, starts none); otherwise fatal under CI=true, a warning elsewhere.
+APT_UPDATED=""
+need_tool() {
+    local cmd=$1 pkg=$2 what=$3 policy="" ok=""
+    command -v "$cmd" >/dev/null 2>&1 && return 0
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq >/dev/null && apt-get install -y -qq openssl >/dev/null || die "could not install openssl"
-    else
-        die "the TLS tests need the openssl CLI; install it (apt-get install openssl)"
-    fi
-fi
-# promtool (Debian's prometheus package) checks the alert rules and the dashboard's queries. Installed
-# without starting a Prometheus server (policy-rc.d refuses service starts meanwhile).
-if ! command -v promtool >/dev/null 2>&1; then
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing promtool (Debian package prometheus)"
-        policy=""
+        echo "installing $cmd (Debian package $pkg) for $what"
         if [[ ! -e /usr/sbin/policy-rc.d ]]; then
             printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy=1
         fi
-        installed=""
-        apt-get update -qq >/dev/null &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null &&
-            installed=1
+        if { [[ -n "$APT_UPDATED" ]] || apt-get update -qq >/dev/null; }; then
+            APT_UPDATED=1
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null && ok=1
+        fi
         [[ -n "$policy" ]] && rm -f /usr/sbin/policy-rc.d
-        [[ -n "$installed" ]] || die "could not install prometheus (for promtool)"
+        [[ -n "$ok" ]] || die "could not install $pkg (for $what)"
     elif [[ "${CI:-}" == true ]]; then
-        die "the rules and dashboard checks need promtool; install it (apt-get install prometheus)"
+        die "$what needs $cmd; install it (apt-get install $pkg)"
     else
-        echo "no promtool: the rules and dashboard checks will skip (apt-get install prometheus)"
+        echo "tests/run.sh: no $cmd, so $what will not run (apt-get install $pkg)" >&2
     fi
-fi
+}
+# The TLS tests make a test CA and serve HTTPS with the openssl CLI; Debian images usually have it.
+need_tool openssl openssl "the TLS tests"
+command -v openssl >/dev/null 2>&1 || die "the TLS tests need the openssl CLI; install it (apt-get install openssl)"
+# promtool checks the alert rules and the dashboard's queries.
+need_tool promtool prometheus "the rules and dashboard checks"
+# The clock-skew test runs jam under faketime.
+need_tool faketime faketime "the clock-skew test"
 STAMP="$VENV/.jam-requirements"
 WANT=$(printf '%s\n' "${REQUIREMENTS[@]}")
 if [[ -x "$VENV/bin/weed" && -x "$VENV/bin/aws" && -x "$VENV/bin/moto_server" && -f "$STAMP" ]] &&
@@ -216,6 +234,8 @@ SEAWEED_LOG="$LOGS/seaweedfs.log"
 MOTO_PIDFILE="$TMP/moto.pid"
 MOTO_LOG="$LOGS/moto.log"
 SEAWEED_PORTS=()
+CLUSTER_DIR="$TMP/cluster"
+CLUSTER_UP=""
 SHOW_SERVICE_LOGS="" # set while tests run: a failure then shows the end of the service logs
 
 cleanup() {
@@ -227,6 +247,7 @@ cleanup() {
             [[ -s "$f" ]] && show_log "$(basename "$f" .log)" "$f"
         done
     fi
+    stop_cluster
     stop "$SEAWEED_PIDFILE" seaweedfs
     stop "$MOTO_PIDFILE" moto
     for p in "${SEAWEED_PORTS[@]}"; do
@@ -249,6 +270,96 @@ aws_seaweed() {
     AWS_ACCESS_KEY_ID="$SEAWEED_KEY" AWS_SECRET_ACCESS_KEY="$SEAWEED_SECRET" AWS_DEFAULT_REGION=us-east-1 \
         AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
         "$AWS" --endpoint-url "$SEAWEED_ENDPOINT" "$@"
+}
+
+# --- the SeaweedFS cluster (started on demand) -----------------------------------------------------------------
+# One master, three volume servers, a filer and the S3 gateway on 127.0.0.1, with base port P: S3 at P, the
+# master at P+1, the filer at P+3, volume server i at P+10+i; gRPC at each port + 10000.
+start_cluster() {
+    local p="" b i
+    for _ in $(seq 1 50); do
+        b=$((12000 + (RANDOM % 1900) * 20))
+        local ports=()
+        for i in 0 1 3 11 12 13; do ports+=("$((b + i))" "$((b + i + 10000))"); done
+        if ports_free "${ports[@]}"; then
+            p=$b
+            break
+        fi
+    done
+    [[ -n "$p" ]] || die "found no free block of ports for the SeaweedFS cluster"
+    mkdir -p "$CLUSTER_DIR"/{master,filer,vol1,vol2,vol3}
+    cp "$SEAWEED_DIR/s3.json" "$CLUSTER_DIR/s3.json"
+    CLUSTER_UP=1
+    # spawn NAME ARGV...: starts one server in the background, its pid in NAME.pid, its log in NAME.log.
+    spawn() {
+        local name=$1
+        shift
+        printf '%q ' "$@" >"$CLUSTER_DIR/$name.cmd"
+        (cd "$CLUSTER_DIR" && exec "$@") >>"$CLUSTER_DIR/$name.log" 2>&1 </dev/null &
+        echo $! >"$CLUSTER_DIR/$name.pid"
+    }
+    spawn master "$WEED" master -ip=127.0.0.1 -ip.bind=127.0.0.1 -port=$((p + 1)) -mdir="$CLUSTER_DIR/master" \
+        -defaultReplication=001 -volumeSizeLimitMB=64 -telemetry=false
+    for i in 1 2 3; do
+        spawn "volume$i" "$WEED" volume -ip=127.0.0.1 -ip.bind=127.0.0.1 -port=$((p + 10 + i)) \
+            -dir="$CLUSTER_DIR/vol$i" -master=127.0.0.1:$((p + 1)) -max=0 -dataCenter=dc1 -rack=rack1 \
+            -preStopSeconds=0 -volume.allowUntrustedRemoteEndpoints=true
+    done
+    spawn filer "$WEED" filer -ip=127.0.0.1 -ip.bind=127.0.0.1 -port=$((p + 3)) -master=127.0.0.1:$((p + 1)) \
+        -defaultStoreDir="$CLUSTER_DIR/filer"
+    spawn s3 "$WEED" s3 -ip.bind=127.0.0.1 -port="$p" -filer=127.0.0.1:$((p + 3)) -config="$CLUSTER_DIR/s3.json" \
+        -port.iceberg=0 -port.lance=0
+    CLUSTER_ENDPOINT="http://127.0.0.1:$p"
+    local made=""
+    for _ in $(seq 1 120); do # 60 s
+        if aws_at "$CLUSTER_ENDPOINT" s3api head-bucket --bucket "$BUCKET" >/dev/null 2>&1 ||
+            aws_at "$CLUSTER_ENDPOINT" s3api create-bucket --bucket "$BUCKET" >/dev/null 2>&1; then
+            made=1
+            break
+        fi
+        sleep 0.5
+    done
+    if [[ -z "$made" ]]; then
+        for f in "$CLUSTER_DIR"/*.log; do show_log "$(basename "$f" .log)" "$f"; done
+        die "the SeaweedFS cluster did not take a bucket at $CLUSTER_ENDPOINT within 60 s"
+    fi
+    export JAM_TEST_CLUSTER_ENDPOINT="$CLUSTER_ENDPOINT" JAM_TEST_CLUSTER_BUCKET="$BUCKET"
+    export JAM_TEST_CLUSTER_ACCESS_KEY="$SEAWEED_KEY" JAM_TEST_CLUSTER_SECRET_KEY="$SEAWEED_SECRET"
+    export JAM_TEST_CLUSTER_DIR="$CLUSTER_DIR"
+    echo "SeaweedFS cluster ready: $CLUSTER_ENDPOINT (master, 3 volume servers, filer, S3; replication 001)"
+}
+
+# stop_cluster: TERM to every server of the cluster, KILL after 3 s (the filer can hang in its shutdown).
+stop_cluster() {
+    [[ -n "$CLUSTER_UP" ]] || return 0
+    local f pid
+    for f in "$CLUSTER_DIR"/*.pid; do
+        [[ -s "$f" ]] && kill -TERM "$(cat "$f")" 2>/dev/null || true
+    done
+    for _ in $(seq 1 30); do
+        local alive=""
+        for f in "$CLUSTER_DIR"/*.pid; do
+            [[ -s "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && alive=1
+        done
+        [[ -z "$alive" ]] && break
+        sleep 0.1
+    done
+    for f in "$CLUSTER_DIR"/*.pid; do
+        pid=$(cat "$f" 2>/dev/null) || continue
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$f"
+    done
+    CLUSTER_UP=""
+    unset JAM_TEST_CLUSTER_ENDPOINT JAM_TEST_CLUSTER_DIR
+}
+
+# aws_at ENDPOINT ARG...: the aws CLI against a SeaweedFS endpoint with the test credentials.
+aws_at() {
+    local ep=$1
+    shift
+    AWS_ACCESS_KEY_ID="$SEAWEED_KEY" AWS_SECRET_ACCESS_KEY="$SEAWEED_SECRET" AWS_DEFAULT_REGION=us-east-1 \
+        AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+        "$AWS" --endpoint-url "$ep" "$@"
 }
 
 # --- SeaweedFS ----------------------------------------------------------------------------------------------
@@ -375,6 +486,10 @@ export JAM_TEST_MOTO_CMD="$MOTO_CMD" JAM_TEST_MOTO_PIDFILE="$MOTO_PIDFILE" JAM_T
 
 # --- a command of the caller's --------------------------------------------------------------------------------
 if (($# > 0)); then
+    if [[ "${JAM_TEST_CLUSTER:-}" == 1 ]]; then
+        section "SeaweedFS cluster"
+        start_cluster
+    fi
     section "$*"
     SHOW_SERVICE_LOGS=1
     "$@"
@@ -397,6 +512,11 @@ section "cargo test --workspace"
 # A hung test must not eat CI's 90 minutes silently.
 SHOW_SERVICE_LOGS=1
 timeout --kill-after=30s "${JAM_TEST_TIMEOUT:-60m}" cargo test --workspace
+
+section "SeaweedFS cluster: two workers, a volume server killed"
+start_cluster
+timeout --kill-after=30s 10m cargo test --test integration workers::two_workers_ride -- --ignored
+stop_cluster
 SHOW_SERVICE_LOGS=""
 
 section "promtool check rules, promtool test rules (config/prometheus)"

@@ -1,5 +1,5 @@
 //! `jam ls`: the mirrored jobs with their latest builds, a job's builds, or a build's artifacts, read from
-//! the store alone (indexes and manifests; no Jenkins).
+//! the store alone (indexes and manifests; no Jenkins); with `--workers`, the workers on the store.
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -31,6 +31,9 @@ pub struct LsArgs {
     /// The source (controller) name; without it, every source in the store (or the configured one for JOB)
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
+    /// List the workers on the store: heartbeat age, what each holds (claims, singletons, open uploads)
+    #[arg(long, conflicts_with_all = ["job", "build", "source"])]
+    pub workers: bool,
     /// Print JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -68,6 +71,9 @@ pub fn run(args: LsArgs, flags: Overrides, env: &Env<'_>) -> crate::Result<u8> {
     let job = args.job.as_deref().map(JobArg::parse).transpose()?;
     let scope = Scope::new(args.source.clone(), configured);
     run_interruptible(async move {
+        if args.workers {
+            return list_workers(catalog.store(), args.json).await;
+        }
         match job {
             None => list_jobs(&catalog, &scope, args.json).await,
             Some(job) => match job.build(args.build) {
@@ -152,6 +158,60 @@ async fn list_jobs(catalog: &Catalog, scope: &Scope, json: bool) -> crate::Resul
     print!(
         "{}",
         table(&header, &cells, &[1 + off, 4 + off, 5 + off, 6 + off])
+    );
+    Ok(exit::OK)
+}
+
+async fn list_workers(store: &Store, json: bool) -> crate::Result<u8> {
+    let rows = crate::fleet::survey::survey(store).await?;
+    if json {
+        print_json(&rows)?;
+        return Ok(exit::OK);
+    }
+    if rows.is_empty() {
+        eprintln!("no workers on the store at {}", store.describe());
+        return Ok(exit::OK);
+    }
+    let dash = || "-".to_string();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut holds: Vec<String> = r.claims.clone();
+            holds.extend(r.singletons.iter().map(|s| format!("singleton {s}")));
+            vec![
+                r.id.clone(),
+                r.state.clone(),
+                match (&r.host, r.pid) {
+                    (Some(h), Some(p)) => format!("{h}:{p}"),
+                    _ => dash(),
+                },
+                r.version.clone().unwrap_or_else(dash),
+                r.started.clone().unwrap_or_else(dash),
+                r.age_s.map(|a| format!("{a:.0}s")).unwrap_or_else(dash),
+                r.lease_s.map(|l| format!("{l:.0}s")).unwrap_or_else(dash),
+                r.open_uploads.to_string(),
+                if holds.is_empty() {
+                    dash()
+                } else {
+                    holds.join(", ")
+                },
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "WORKER", "STATE", "HOST:PID", "VERSION", "STARTED", "AGE*", "LEASE", "UPLOADS",
+                "HOLDS"
+            ],
+            &cells,
+            &[5, 6, 7]
+        )
+    );
+    println!(
+        "* since the store last took the heartbeat, by the store's clock against this host's (approximate); \
+         workers judge each other only by watching heartbeats change"
     );
     Ok(exit::OK)
 }

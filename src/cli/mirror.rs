@@ -30,6 +30,10 @@ pub struct MirrorArgs {
     /// Serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9184 [config: mirror.listen]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// This worker's id among the workers sharing the store [env: JAM_WORKER_ID; config: mirror.worker_id;
+    /// default: the host name]
+    #[arg(long, value_name = "ID")]
+    pub worker_id: Option<String>,
 }
 
 /// Runs `jam mirror`.
@@ -38,8 +42,11 @@ pub fn run(args: MirrorArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Resu
     flags.jenkins_user = args.user;
     flags.poll_interval = args.poll_interval;
     flags.listen = args.listen;
+    flags.worker_id = args.worker_id;
     let cfg = super::load(&flags, env)?;
     let store = Store::open(&cfg.store)?;
+    // A local directory takes one writing process; held until the process ends.
+    let _lock = store.lock_for_writing()?;
     let rt = super::runtime()?;
     rt.block_on(async move {
         store.probe().await?;
@@ -53,7 +60,8 @@ pub fn run(args: MirrorArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Resu
         let endpoint = match cfg.mirror.listen {
             Some(addr) => {
                 let listener = ops::bind(addr).await?;
-                let readiness = ops::Readiness::new(&cfg, store.clone())?;
+                let readiness = ops::Readiness::new(&cfg, store.clone())?
+                    .with_check("heartbeat", mirror.heartbeat_check());
                 tracing::info!(listen = %listener.local_addr().unwrap_or(addr), "serving /metrics, /healthz and /readyz");
                 Some(tokio::spawn(ops::serve(
                     listener,
@@ -72,6 +80,7 @@ pub fn run(args: MirrorArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Resu
         );
         let summary = mirror.run(args.once, shutdown).await;
         stop_endpoint.cancel();
+        let summary = summary?;
         if let Some(task) = endpoint {
             match task.await {
                 Ok(Err(e)) => tracing::warn!(error = %e, "the metrics endpoint failed"),

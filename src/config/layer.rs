@@ -200,6 +200,8 @@ pub struct Overrides {
     pub poll_interval: Option<Duration>,
     /// `mirror --listen`
     pub listen: Option<String>,
+    /// `mirror --worker-id`
+    pub worker_id: Option<String>,
 }
 
 #[cfg(test)]

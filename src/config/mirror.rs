@@ -35,8 +35,12 @@ pub struct MirrorConfig {
     pub shutdown_grace: Duration,
     /// Check MD5s against Jenkins fingerprints.
     pub verify_fingerprints: bool,
-    /// This worker's name in the store's upload journal (distinct per worker sharing a bucket).
+    /// This worker's id among the workers sharing the store: its heartbeat, the holder of its claims, its
+    /// upload journal. Two live workers never share one.
     pub worker_id: String,
+    /// How long a heartbeat, a build claim or a singleton stays this worker's without a renewal (renewed
+    /// every third of it); another worker takes over what stood still for longer.
+    pub lease: Duration,
     /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None`: no HTTP endpoint.
     pub listen: Option<std::net::SocketAddr>,
     /// Time between the worker's passes of the retention policy (when `[[retention]]` rules exist).
@@ -143,13 +147,20 @@ pub(super) fn mirror_config(
             Some(d) => d,
             None => Duration::from_secs(3600),
         },
-        worker_id: match raw.worker_id {
+        worker_id: match env.layer(flags.worker_id.clone(), &["JAM_WORKER_ID"], raw.worker_id)? {
             Some(id) => {
                 validate_source_name(&id)
                     .map_err(|m| ConfigError::invalid("mirror.worker_id", m))?;
                 id
             }
             None => hostname(),
+        },
+        lease: match raw.lease.map(|d| d.0) {
+            Some(d) if d < Duration::from_secs(1) => {
+                return Err(ConfigError::invalid("mirror.lease", "must be at least 1s"));
+            }
+            Some(d) => d,
+            None => Duration::from_secs(30),
         },
     })
 }
@@ -181,7 +192,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::{Config, parse_toml};
+    use crate::config::{Config, RawConfig, parse_toml};
 
     fn env() -> Env<'static> {
         crate::config::layer::env(&[])
@@ -238,5 +249,40 @@ mod tests {
         let m = Config::from_raw(raw, None, &flags, &env()).unwrap().mirror;
         assert_eq!(m.poll_interval, Duration::from_secs(5));
         assert_eq!(m.listen, Some("127.0.0.1:2".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_worker_id_is_a_flag_then_jam_worker_id_then_the_file_then_the_host_name() {
+        let text = "[mirror]\nworker_id = \"from-file\"\nlease = \"12s\"\n";
+        let load = |flag: Option<&str>, vars: &[(&str, &str)]| {
+            let raw = parse_toml(Path::new("c.toml"), text).unwrap();
+            let flags = Overrides {
+                worker_id: flag.map(String::from),
+                ..Default::default()
+            };
+            Config::from_raw(raw, None, &flags, &crate::config::layer::env(vars)).map(|c| c.mirror)
+        };
+        let env_id = [("JAM_WORKER_ID", "from-env")];
+        assert_eq!(
+            load(Some("from-flag"), &env_id).unwrap().worker_id,
+            "from-flag"
+        );
+        assert_eq!(load(None, &env_id).unwrap().worker_id, "from-env");
+        let m = load(None, &[]).unwrap();
+        assert_eq!(
+            (m.worker_id.as_str(), m.lease),
+            ("from-file", Duration::from_secs(12))
+        );
+        let err = load(None, &[("JAM_WORKER_ID", "a/b")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mirror.worker_id"), "{err}");
+        let m = Config::from_raw(RawConfig::default(), None, &Overrides::default(), &env())
+            .unwrap()
+            .mirror;
+        assert_eq!(
+            (m.worker_id, m.lease),
+            (hostname(), Duration::from_secs(30))
+        );
     }
 }

@@ -115,8 +115,10 @@ pub struct RawMirror {
     pub shutdown_grace: Option<Dur>,
     /// Check MD5s against Jenkins fingerprints.
     pub verify_fingerprints: Option<bool>,
-    /// This worker's name in the store's upload journal.
+    /// This worker's id among the workers sharing the store (heartbeat, claims, upload journal).
     pub worker_id: Option<String>,
+    /// How long a heartbeat or claim stays this worker's without a renewal.
+    pub lease: Option<Dur>,
     /// Address of the HTTP endpoint for metrics and health checks.
     pub listen: Option<String>,
     /// Time between the worker's passes of the retention policy.

@@ -323,6 +323,22 @@ impl Layout {
     }
 }
 
+/// The build prefix (`<source>/job/<seg>/…/<N>`) of a key below a build (an artifact, the manifest), read
+/// from the front so that job and artifact names that look like key words do not confuse it; `None` for
+/// other keys.
+pub fn build_prefix_of(key: &str) -> Option<&str> {
+    let segs: Vec<&str> = key.split('/').collect();
+    let mut i = 1;
+    while segs.get(i) == Some(&"job") && segs.get(i + 1).is_some() {
+        i += 2;
+    }
+    if i == 1 || !segs.get(i)?.bytes().all(|b| b.is_ascii_digit()) || segs.len() <= i + 1 {
+        return None;
+    }
+    let len = segs[..=i].iter().map(|s| s.len() + 1).sum::<usize>() - 1;
+    Some(&key[..len])
+}
+
 /// Parses a key built by [`Layout`] into a `Path` (the encoded keys are always valid paths).
 pub fn path(key: &str) -> Path {
     Path::parse(key).unwrap_or_else(|_| Path::from(key))
@@ -353,6 +369,23 @@ mod tests {
             JobPath::from_url_path("/jenkins/job/app/job/feature%252Fx/lastSuccessfulBuild/"),
             Some(job)
         );
+    }
+
+    #[test]
+    fn the_build_prefix_of_a_key_is_read_from_the_front() {
+        let l = Layout::new("ci");
+        let job = JobPath::new(["job", "artifact"]);
+        let key = l.artifact_key(&job, 7, "artifact/9/x.bin").unwrap();
+        assert_eq!(
+            build_prefix_of(&key),
+            Some(l.build_prefix(&job, 7).as_str())
+        );
+        assert_eq!(
+            build_prefix_of(&l.manifest_key(&job, 7)),
+            Some(l.build_prefix(&job, 7).as_str())
+        );
+        assert_eq!(build_prefix_of(&l.index_key(&job)), None);
+        assert_eq!(build_prefix_of(".jam/uploads/w/x.json"), None);
     }
 
     #[test]

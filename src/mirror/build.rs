@@ -10,6 +10,7 @@ use futures::{StreamExt, stream::FuturesUnordered};
 use url::Url;
 
 use crate::{
+    fleet::{Claim, ClaimOutcome},
     format::{
         layout::{self, JobPath, Layout},
         manifest::{ArtifactEntry, Manifest, Scm, now_rfc3339},
@@ -22,7 +23,7 @@ use crate::{
     retry::RetryPolicy,
     store::{
         Store,
-        write::{StreamWrite, TransferError},
+        write::{Fence, StreamWrite, TransferError},
     },
 };
 
@@ -46,30 +47,63 @@ pub(super) struct BuildTask {
     pub(super) layout: Layout,
     pub(super) job: JobPath,
     pub(super) number: u64,
+    /// Cancels this build's transfers: at shutdown's abort, or when another worker takes its claim over.
+    pub(super) cancel: tokio_util::sync::CancellationToken,
+    /// The build's claim, once this worker holds it (the fence of its uploads).
+    pub(super) claim: std::sync::OnceLock<Claim>,
 }
 
 impl BuildTask {
     pub(super) async fn run(self) -> Outcome {
         let _slot = tokio::select! {
             p = self.shared.builds.clone().acquire_owned() => p.expect("open"),
-            _ = self.shared.abort.cancelled() => return Outcome::Failed(BuildError::Cancelled),
+            _ = self.cancel.cancelled() => return Outcome::Failed(BuildError::Cancelled),
         };
-        match self.mirror().await {
+        let outcome = match self.mirror().await {
             Ok(o) => o,
             Err(BuildError::Jenkins(e)) if e.is_not_found() => Outcome::Missed,
+            Err(_) if self.claim.get().is_some_and(Claim::is_lost) => Outcome::Elsewhere,
             Err(e) => Outcome::Failed(e),
+        };
+        // Released after the commit and after a failure alike, so no other worker waits a lease.
+        let still_held = match self.claim.get() {
+            Some(claim) => claim.clone().release().await,
+            None => true,
+        };
+        self.cancel.cancel();
+        match outcome {
+            // The attempt failed because another worker has the build now: not an attempt of this one's.
+            Outcome::Failed(_) if !still_held => Outcome::Elsewhere,
+            o => o,
         }
     }
 
     pub(super) async fn mirror(&self) -> Result<Outcome, BuildError> {
         // Committed by an earlier run that stopped before updating pointers and index: repair, don't redo.
-        if let Some(m) = self.committed().await? {
-            self.shared
-                .stats
-                .builds_already_committed
-                .fetch_add(1, Ordering::Relaxed);
-            self.publish(&m).await?;
-            return Ok(Outcome::AlreadyCommitted(Box::new(m)));
+        if let Some(o) = self.repair().await? {
+            return Ok(o);
+        }
+        let fleet = self.shared.fleet();
+        let prefix = self.layout.build_prefix(&self.job, self.number);
+        let claim = match fleet.claim(&prefix).await? {
+            ClaimOutcome::Held(c) => c,
+            ClaimOutcome::Busy { holder } => {
+                tracing::debug!(job = %self.job, build = self.number, holder = holder.as_deref().unwrap_or("?"), "another worker has claimed this build");
+                return Ok(Outcome::Elsewhere);
+            }
+        };
+        let lost = claim.lost_token();
+        let cancel = self.cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = lost.cancelled() => cancel.cancel(),
+                _ = cancel.cancelled() => {}
+            }
+        });
+        let _ = self.claim.set(claim);
+        // Committed (and its claim released) between the first look and the claim: nothing to do.
+        if let Some(o) = self.repair().await? {
+            return Ok(o);
         }
         let details = self.client.build(&self.job, self.number).await?;
         if !details.finished() {
@@ -95,8 +129,14 @@ impl BuildTask {
             .await?;
         let manifest = self.manifest(&details, artifacts);
 
-        // Commit: SHA256SUMS, then the manifest (conditional create), then pointers and index.
-        self.commit(&manifest).await?;
+        // Commit: SHA256SUMS, then the manifest (conditional create), then pointers and index; only while
+        // the claim is this worker's (a worker that lost it leaves the build to the new holder).
+        if let Some(claim) = self.claim.get() {
+            claim.ensure().await.map_err(BuildError::Claim)?;
+        }
+        if !self.commit(&manifest).await? {
+            return Ok(Outcome::AlreadyCommitted(Box::new(manifest)));
+        }
         let bytes = manifest.total_size();
         let secs = started.elapsed().as_secs_f64();
         self.shared
@@ -115,6 +155,29 @@ impl BuildTask {
             "mirrored build"
         );
         Ok(Outcome::Committed(Box::new(manifest)))
+    }
+
+    /// The build when it is committed already: published again unless the job's index lists it (an
+    /// earlier run may have stopped before its pointers and index; the index is written after the
+    /// pointers), nothing downloaded.
+    async fn repair(&self) -> Result<Option<Outcome>, BuildError> {
+        let Some(m) = self.committed().await? else {
+            return Ok(None);
+        };
+        self.shared
+            .stats
+            .builds_already_committed
+            .fetch_add(1, Ordering::Relaxed);
+        let listed = self
+            .shared
+            .archive
+            .read_index(&self.layout, &self.job)
+            .await?
+            .is_some_and(|ix| ix.builds.contains_key(&self.number));
+        if !listed {
+            self.publish(&m).await?;
+        }
+        Ok(Some(Outcome::AlreadyCommitted(Box::new(m))))
     }
 
     /// Transfers every artifact of the build, then judges their MD5s against the build's fingerprints
@@ -228,13 +291,13 @@ impl BuildTask {
             if attempt > 0 {
                 tokio::select! {
                     _ = tokio::time::sleep(TRANSFER_RETRY.delay(attempt, None)) => {}
-                    _ = self.shared.abort.cancelled() => return Err(BuildError::Cancelled),
+                    _ = self.cancel.cancelled() => return Err(BuildError::Cancelled),
                 }
             }
             attempt += 1;
             let _permit = tokio::select! {
                 p = self.shared.transfers.clone().acquire_owned() => p.expect("open"),
-                _ = self.shared.abort.cancelled() => return Err(BuildError::Cancelled),
+                _ = self.cancel.cancelled() => return Err(BuildError::Cancelled),
             };
             let stats = &self.shared.stats;
             stats.transfers_in_flight.fetch_add(1, Ordering::Relaxed);
@@ -289,7 +352,8 @@ impl BuildTask {
             length: dl.content_length,
             limits: &self.shared.limits,
             journal: Some(&self.shared.journal),
-            cancel: &self.shared.abort,
+            cancel: &self.cancel,
+            fence: self.claim.get().map(|c| c as &dyn Fence),
         };
         let on_bytes = |n| {
             stats.bytes.fetch_add(n, Ordering::Relaxed);
@@ -371,6 +435,12 @@ async fn write_download(
             })))
         }
         Err(TransferError::Journal(e)) => Err(Attempt::Final(transfer(TransferError::Journal(e)))),
+        Err(TransferError::Fenced { key, reason }) => {
+            Err(Attempt::Final(transfer(TransferError::Fenced {
+                key,
+                reason,
+            })))
+        }
     }
 }
 
@@ -455,6 +525,7 @@ mod tests {
             limits: &limits,
             journal: None,
             cancel: &cancel,
+            fence: None,
         };
         let key = layout::path("ci/job/app/1/artifact/a.bin");
         let Ok(d) = write_download(&store, &key, "a.bin", dl, write, true, |_| {}).await else {

@@ -16,13 +16,20 @@ impl BuildTask {
             .await?)
     }
 
-    /// Commits this build (`SHA256SUMS`, then the manifest), then publishes it.
-    pub(super) async fn commit(&self, m: &Manifest) -> Result<(), BuildError> {
+    /// Commits this build (`SHA256SUMS`, then the manifest), then publishes it; returns whether this
+    /// worker's commit stood (`false`: another worker committed the build first, and its manifest stands).
+    pub(super) async fn commit(&self, m: &Manifest) -> Result<bool, BuildError> {
         let archive = &self.shared.archive;
         if archive.commit(&self.layout, &self.job, m).await? == Committed::Already {
+            self.shared.fleet().commit_lost();
             tracing::info!(job = %self.job, build = self.number, "another worker committed this build first");
+            let theirs = self.committed().await?;
+            let m = theirs.as_ref().unwrap_or(m);
+            self.publish(m).await?;
+            return Ok(false);
         }
-        self.publish(m).await
+        self.publish(m).await?;
+        Ok(true)
     }
 
     /// Moves the job's pointers forward to this build where its result qualifies, and adds it to the

@@ -15,8 +15,16 @@
 //! committed. In memory the loop keeps only what it saw last poll, the running builds it waits for, and
 //! retry timers. Build tasks report back to the loop over a channel, so the loop owns all state.
 //!
+//! **Several workers.** The worker joins the store's fleet ([`crate::fleet`]) before anything else: its
+//! heartbeat announces it, and each build is claimed before anything of it is downloaded. A build another
+//! live worker claims is left to it and looked at again every half lease (without asking Jenkins), so a
+//! claim whose holder died is taken over within about two leases; the manifest's conditional create
+//! still decides which commit stands. Retention passes and the clean-up after dead workers run on the
+//! worker that holds their singleton.
+//!
 //! **Shutdown.** Cancelling the `shutdown` token stops new work; in-flight builds get `shutdown_grace` to
-//! finish, then the `abort` token cancels their transfers (multipart uploads are aborted).
+//! finish, then the `abort` token cancels their transfers (multipart uploads are aborted). The worker then
+//! leaves the fleet: its claims and heartbeat are deleted, so a restart does not wait.
 //!
 //! The module's files follow that story: [`poll`] (the cycle: which jobs changed, which builds to start),
 //! [`build`] (one build's transfers), [`commit`] (the commit step), [`schedule`] (what the loop does with a
@@ -30,7 +38,7 @@ mod schedule;
 mod stats;
 
 use std::{
-    sync::{Arc, atomic::Ordering},
+    sync::{Arc, OnceLock, atomic::Ordering},
     time::Instant,
 };
 
@@ -40,6 +48,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     archive::{Archive, ArchiveError},
     config::{Config, ConfigError, MirrorConfig, RetentionRule},
+    fleet::{Fleet, FleetError, FleetSettings, FleetStats},
     format::{
         layout::{self, JobPath},
         manifest::Manifest,
@@ -50,6 +59,7 @@ use crate::{
     metrics::Registry,
     store::{
         Store, StoreError,
+        counting::StoreStats,
         journal::UploadJournal,
         write::{ByteBudget, TransferError, TransferLimits},
     },
@@ -88,6 +98,9 @@ pub enum BuildError {
     /// Shutdown interrupted the build.
     #[error("interrupted by shutdown")]
     Cancelled,
+    /// The build's claim could not be confirmed before an upload or the commit.
+    #[error("{0}")]
+    Claim(String),
 }
 
 impl From<ArchiveError> for BuildError {
@@ -186,6 +199,19 @@ struct Shared {
     board: Arc<ControllerBoard>,
     /// The retention policy (empty: keep everything).
     retention: Vec<RetentionRule>,
+    /// This worker in the store's fleet, once it joined (at the start of [`Mirror::run`]).
+    fleet: OnceLock<Fleet>,
+    /// The fleet's counters (they exist before the worker joins, for the metrics registry).
+    fleet_stats: Arc<FleetStats>,
+    /// The store as the fleet uses it: its requests counted apart from the mirror's own.
+    fleet_store: Store,
+}
+
+impl Shared {
+    /// The fleet; set before any build task starts.
+    fn fleet(&self) -> &Fleet {
+        self.fleet.get().expect("the worker joined the fleet first")
+    }
 }
 
 /// A build task's report.
@@ -201,6 +227,8 @@ enum Outcome {
     AlreadyCommitted(Box<Manifest>),
     StillRunning,
     Missed,
+    /// Another worker holds the build's claim (or took it over): looked at again later.
+    Elsewhere,
     Failed(BuildError),
 }
 
@@ -248,6 +276,11 @@ impl Mirror {
             budget: ByteBudget::new(cfg.buffer_budget),
         };
         let journal = UploadJournal::new(store.clone(), &cfg.worker_id);
+        let fleet_store = store.counted_apart(Arc::new(StoreStats::apart(
+            "jam_coordination_store_requests_total",
+            "Requests to the store made to coordinate with other workers (heartbeats, claims, singletons, \
+             the clean-up after dead workers), by operation and outcome.",
+        )));
         let shared = Arc::new(Shared {
             journal,
             transfers: Arc::new(Semaphore::new(cfg.transfers)),
@@ -260,6 +293,9 @@ impl Mirror {
             abort: CancellationToken::new(),
             board: Arc::new(ControllerBoard::default()),
             retention: config.retention.clone(),
+            fleet: OnceLock::new(),
+            fleet_stats: Arc::new(FleetStats::default()),
+            fleet_store,
         });
         Mirror { shared, sources }
     }
@@ -276,6 +312,8 @@ impl Mirror {
             registry.register(Arc::new(c));
         }
         registry.register(self.shared.store.stats().clone());
+        registry.register(self.shared.fleet_stats.clone());
+        registry.register(self.shared.fleet_store.stats().clone());
         registry.register(Arc::new(stats::BoardMetrics {
             board: self.shared.board.clone(),
             controllers: self
@@ -297,6 +335,16 @@ impl Mirror {
         self.shared.stats.clone()
     }
 
+    /// The readiness check of the worker's heartbeat: `Ok` while it is renewed within its lease (before
+    /// the worker joined, `Err`).
+    pub fn heartbeat_check(&self) -> impl Fn() -> Result<String, String> + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || match shared.fleet.get() {
+            Some(f) => f.health(),
+            None => Err("the worker has not joined the store's workers yet".into()),
+        }
+    }
+
     /// The byte budget (its use is a metric).
     pub fn budget(&self) -> ByteBudget {
         self.shared.limits.budget.clone()
@@ -308,27 +356,31 @@ impl Mirror {
     }
 
     /// Runs until `shutdown` is cancelled, or for one full cycle when `once` is set (waiting for every
-    /// transfer it started).
-    pub async fn run(mut self, once: bool, shutdown: CancellationToken) -> Summary {
+    /// transfer it started). Fails at start when the worker cannot join the store's fleet (another live
+    /// worker has its id; the store cannot coordinate and another worker is live), and when another
+    /// process takes over its id while it runs.
+    pub async fn run(
+        mut self,
+        once: bool,
+        shutdown: CancellationToken,
+    ) -> Result<Summary, FleetError> {
+        let fleet = self.join().await?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
         let tracker = TaskTracker::new();
         let mut summary = Summary::default();
         let mut in_flight = 0usize;
-        match self.shared.journal.abort_leftovers().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                uploads = n,
-                "aborted multipart uploads a previous run left open"
-            ),
-            Err(e) => tracing::warn!(error = %e, "could not read the upload journal"),
-        }
+        self.abort_leftovers(&fleet).await;
+        let displaced = fleet.must_stop();
         let mut last_prune: Option<Instant> = None;
         let mut tick = tokio::time::interval(self.shared.cfg.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut recheck = tokio::time::interval(fleet.lease() / 2);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                _ = displaced.cancelled() => break,
                 Some(report) = rx.recv() => {
                     in_flight -= 1;
                     let source = report.source;
@@ -355,10 +407,14 @@ impl Mirror {
                         break;
                     }
                 }
+                _ = recheck.tick() => {
+                    in_flight += self.recheck_elsewhere(&tx, &tracker);
+                }
             }
         }
-        if summary.refused.is_some() {
-            // Nothing more may be written into a store a newer jam owns: no grace period.
+        if summary.refused.is_some() || displaced.is_cancelled() {
+            // Nothing more may be written into a store a newer jam owns, nor by a worker another has
+            // displaced: no grace period.
             self.shared.abort.cancel();
         }
         // Shutdown: no new work; give in-flight builds the grace period, then abort their transfers.
@@ -393,7 +449,58 @@ impl Mirror {
             // A --once run (cron) applies the policy after its builds are committed.
             prune_pass(self.shared.clone(), shutdown.clone()).await;
         }
-        summary
+        fleet.leave().await;
+        if displaced.is_cancelled() {
+            return Err(FleetError::Displaced {
+                id: fleet.worker_id().to_string(),
+            });
+        }
+        Ok(summary)
+    }
+
+    /// Joins the store's fleet (see [`crate::fleet`]).
+    async fn join(&self) -> Result<Fleet, FleetError> {
+        let cfg = &self.shared.cfg;
+        let mut singletons = vec![crate::fleet::CLEANUP];
+        if !self.shared.retention.is_empty() {
+            singletons.push(crate::fleet::RETENTION);
+        }
+        let settings = FleetSettings {
+            worker_id: cfg.worker_id.clone(),
+            lease: cfg.lease,
+            singletons,
+        };
+        let fleet = Fleet::join(
+            self.shared.fleet_store.clone(),
+            settings,
+            self.shared.fleet_stats.clone(),
+        )
+        .await?;
+        tracing::info!(
+            worker = %fleet.worker_id(),
+            lease_s = fleet.lease().as_secs_f64(),
+            coordinated = fleet.coordinated(),
+            "joined the workers of the store"
+        );
+        let _ = self.shared.fleet.set(fleet.clone());
+        Ok(fleet)
+    }
+
+    /// Aborts the uploads this worker's killed predecessor left open (not those another worker now
+    /// uploads to the same keys).
+    async fn abort_leftovers(&self, fleet: &Fleet) {
+        let aborted = match fleet.upload_guard().await {
+            Ok(guard) => self.shared.journal.abort_leftovers(&guard).await,
+            Err(e) => Err(e),
+        };
+        match aborted {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                uploads = n,
+                "aborted multipart uploads a previous run left open"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not read the upload journal"),
+        }
     }
 
     /// Starts a pass of the retention policy in the background when one is due and none is running.
@@ -414,12 +521,19 @@ impl Mirror {
 }
 
 /// One pass of the retention policy over the store, logged; the worker runs it every
-/// `retention_interval`, and once at the end of a `--once` run.
+/// `retention_interval`, and once at the end of a `--once` run, when it holds the retention singleton
+/// (one worker of the store prunes).
 async fn prune_pass(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let Some(lost) = shared.fleet().take_singleton(crate::fleet::RETENTION).await else {
+        tracing::debug!("another worker runs the retention passes");
+        return;
+    };
+    let cancel = either(&shutdown, &lost);
     let opts = crate::audit::retention::PruneOptions {
         dry_run: false,
-        cancel: Some(shutdown),
+        cancel: Some(cancel.clone()),
     };
+    let _stop = cancel.drop_guard();
     match crate::audit::retention::prune(&shared.store, &shared.retention, &opts).await {
         Ok(report) => {
             shared
@@ -432,4 +546,17 @@ async fn prune_pass(shared: Arc<Shared>, shutdown: CancellationToken) {
         }
         Err(e) => tracing::warn!(error = %e, "retention pass failed; trying again next pass"),
     }
+}
+
+/// A token cancelled when either `a` or `b` is (or when it is cancelled itself, which ends its watch).
+fn either(a: &CancellationToken, b: &CancellationToken) -> CancellationToken {
+    let both = a.child_token();
+    let (b, watch) = (b.clone(), both.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = b.cancelled() => watch.cancel(),
+            _ = watch.cancelled() => {}
+        }
+    });
+    both
 }

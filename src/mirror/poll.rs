@@ -47,6 +47,8 @@ pub(super) struct JobState {
     pub(super) retry: BTreeMap<u64, (u32, Instant, String)>,
     /// Builds handed to a task and not yet reported back.
     pub(super) in_flight: BTreeSet<u64>,
+    /// Builds another worker claims, and when to look at them again (is the claim renewed? committed?).
+    pub(super) elsewhere: BTreeMap<u64, Instant>,
     /// Jenkins' newest finished build at the last poll.
     pub(super) last_completed: Option<u64>,
     /// The newest finished build skipped by policy (`results`), which counts as settled for lag.
@@ -264,6 +266,71 @@ impl Mirror {
     }
 }
 
+/// Starts a build task; it reports its outcome on the channel.
+fn spawn_build(
+    shared: &Arc<Shared>,
+    (client, layout): (&JenkinsClient, &Layout),
+    job: &JobPath,
+    number: u64,
+    (tx, tracker, source_ix): (&mpsc::UnboundedSender<Report>, &TaskTracker, usize),
+) {
+    let ctx = BuildTask {
+        shared: shared.clone(),
+        client: client.clone(),
+        layout: layout.clone(),
+        job: job.clone(),
+        number,
+        cancel: shared.abort.child_token(),
+        claim: std::sync::OnceLock::new(),
+    };
+    let tx = tx.clone();
+    tracker.spawn(async move {
+        let job = ctx.job.clone();
+        let outcome = ctx.run().await;
+        let _ = tx.send(Report {
+            source: source_ix,
+            job,
+            number,
+            outcome,
+        });
+    });
+}
+
+impl Mirror {
+    /// Starts a task for every build another worker claimed whose time to look again has come (without
+    /// asking Jenkins: the task reads the manifest and the claim); returns how many.
+    pub(super) fn recheck_elsewhere(
+        &mut self,
+        tx: &mpsc::UnboundedSender<Report>,
+        tracker: &TaskTracker,
+    ) -> usize {
+        let now = Instant::now();
+        let mut started = 0;
+        for (i, src) in self.sources.iter_mut().enumerate() {
+            let mut due: Vec<(JobPath, u64)> = Vec::new();
+            for (job, st) in src.jobs.iter_mut() {
+                let ready: Vec<u64> = st
+                    .elsewhere
+                    .iter()
+                    .filter(|(n, at)| **at <= now && !st.in_flight.contains(*n))
+                    .map(|(n, _)| *n)
+                    .collect();
+                for n in ready {
+                    st.elsewhere.remove(&n);
+                    st.in_flight.insert(n);
+                    due.push((job.clone(), n));
+                }
+            }
+            for (job, n) in due {
+                started += 1;
+                let source = (&src.client, &src.layout);
+                spawn_build(&self.shared, source, &job, n, (tx, tracker, i));
+            }
+        }
+        started
+    }
+}
+
 /// How many changed jobs one poll reads at once (the client's `max_requests` still bounds the requests).
 const LOOKS_AT_ONCE: usize = 32;
 
@@ -391,27 +458,14 @@ async fn look_at_job(
         {
             continue;
         }
+        if state.elsewhere.get(&b.number).is_some_and(|at| *at > now) {
+            continue;
+        }
+        state.elsewhere.remove(&b.number);
         state.in_flight.insert(b.number);
         started += 1;
-        let ctx = BuildTask {
-            shared: shared.clone(),
-            client: src.client.clone(),
-            layout: src.layout.clone(),
-            job: job.clone(),
-            number: b.number,
-        };
-        let tx = tx.clone();
-        tracker.spawn(async move {
-            let job = ctx.job.clone();
-            let number = ctx.number;
-            let outcome = ctx.run().await;
-            let _ = tx.send(Report {
-                source: source_ix,
-                job,
-                number,
-                outcome,
-            });
-        });
+        let source = (&src.client, &src.layout);
+        spawn_build(shared, source, job, b.number, (tx, tracker, source_ix));
     }
     // Running builds that vanished from the listing were deleted before they finished.
     let listed: BTreeSet<u64> = builds.iter().map(|b| b.number).collect();

@@ -26,6 +26,7 @@ impl Mirror {
         state.in_flight.remove(&r.number);
         match r.outcome {
             Outcome::Committed(m) | Outcome::AlreadyCommitted(m) => {
+                state.elsewhere.remove(&r.number);
                 state.retry.remove(&r.number);
                 state.running.remove(&r.number);
                 if let Some(ix) = &mut state.index {
@@ -35,6 +36,11 @@ impl Mirror {
             }
             Outcome::StillRunning => {
                 state.running.insert(r.number);
+            }
+            Outcome::Elsewhere => {
+                // Another worker has it: look again in half a lease (is its claim renewed, is it committed?).
+                let again = Instant::now() + shared.cfg.lease / 2;
+                state.elsewhere.insert(r.number, again);
             }
             Outcome::Missed => {
                 state.running.remove(&r.number);

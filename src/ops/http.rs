@@ -50,10 +50,15 @@ pub struct Check {
     pub detail: String,
 }
 
-/// Readiness: the store and every controller, checked with clients of their own.
+/// A readiness check that needs no request: `Ok` with what was found, or `Err` with what is wrong.
+type LocalCheck = Box<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// Readiness: the store and every controller, checked with clients of their own, and any local checks
+/// (the worker's heartbeat).
 pub struct Readiness {
     store: Store,
     controllers: Vec<JenkinsClient>,
+    local: Vec<(String, LocalCheck)>,
     probe_key: String,
     cache: Mutex<Option<(Instant, Vec<Check>)>>,
 }
@@ -78,9 +83,20 @@ impl Readiness {
         Ok(Readiness {
             store,
             controllers,
+            local: Vec::new(),
             probe_key: format!(".jam/ready/{}", cfg.mirror.worker_id),
             cache: Mutex::new(None),
         })
+    }
+
+    /// Adds a check answered without a request (`name` is how `/readyz` lists it).
+    pub fn with_check(
+        mut self,
+        name: &str,
+        check: impl Fn() -> Result<String, String> + Send + Sync + 'static,
+    ) -> Readiness {
+        self.local.push((name.to_string(), Box::new(check)));
+        self
     }
 
     /// Runs every check (or returns the last results, if fresher than [`READY_CACHE`]).
@@ -91,10 +107,27 @@ impl Readiness {
         {
             return checks.clone();
         }
+        // The local checks as of the request (before the remote ones, which may take their time).
+        let local: Vec<Check> = self
+            .local
+            .iter()
+            .map(|(name, check)| {
+                let (ok, detail) = match check() {
+                    Ok(d) => (true, d),
+                    Err(d) => (false, d),
+                };
+                Check {
+                    name: name.clone(),
+                    ok,
+                    detail,
+                }
+            })
+            .collect();
         let mut checks = vec![self.check_store().await];
         for c in &self.controllers {
             checks.push(check_controller(c).await);
         }
+        checks.extend(local);
         *cache = Some((Instant::now(), checks.clone()));
         checks
     }

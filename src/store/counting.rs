@@ -137,9 +137,19 @@ impl StoreOutcome {
 #[derive(Debug, Default)]
 pub struct StoreStats {
     counts: [[AtomicU64; 4]; 12],
+    /// The requests of one purpose, counted apart (see [`StoreStats::apart`]); `None`: the store's own.
+    purpose: Option<(&'static str, &'static str)>,
 }
 
 impl StoreStats {
+    /// Counters for the requests of one purpose, reported as the family `metric` with `help`.
+    pub fn apart(metric: &'static str, help: &'static str) -> StoreStats {
+        StoreStats {
+            purpose: Some((metric, help)),
+            ..StoreStats::default()
+        }
+    }
+
     /// Counts one request.
     pub fn record(&self, op: StoreOp, outcome: StoreOutcome) {
         let o = STORE_OPS.iter().position(|x| *x == op).expect("known op");
@@ -167,11 +177,11 @@ impl StoreStats {
 
 impl Collect for StoreStats {
     fn collect(&self, out: &mut Exposition) {
-        let family = out.family(
+        let (metric, help) = self.purpose.unwrap_or((
             "jam_store_requests_total",
-            "counter",
             "Requests to the store, by operation and outcome (ok, not_found, conflict, error).",
-        );
+        ));
+        let family = out.family(metric, "counter", help);
         for op in STORE_OPS {
             for outcome in STORE_OUTCOMES {
                 let n = self.get(op, outcome);

@@ -6,16 +6,20 @@
 //! commit marker, written at most once) and *compare-and-swap update* (pointers only move forward).
 //! S3 does both natively (`If-None-Match`/`If-Match`); `object_store`'s local file system has no
 //! conditional update, so [`Store::update`] serialises updates inside this process there (a local directory
-//! has a single writer).
+//! has a single writing process: `jam mirror` holds its [`lock`]).
 //!
 //! The files: `open.rs` (URLs, backends, the S3 client and its retry), [`write`] (the one way artifact bytes
 //! go into the store), [`counting`] (every request counted by operation and outcome), [`journal`] and
-//! [`s3_uploads`] (no multipart upload left open after a crash).
+//! [`s3_uploads`] (no multipart upload left open after a crash), [`versioned`] (create and compare-and-swap
+//! returning the new version, and the probe that the store honours them), [`lock`] (one writing process per
+//! local directory).
 
 pub mod counting;
 pub mod journal;
+pub mod lock;
 mod open;
 pub mod s3_uploads;
+pub mod versioned;
 pub mod write;
 
 use std::{sync::Arc, time::Duration};
@@ -131,6 +135,11 @@ pub struct Store {
     update_lock: Arc<tokio::sync::Mutex<()>>,
     /// Requests by operation and outcome (the backend is wrapped so that every request is counted).
     stats: Arc<StoreStats>,
+    /// For a local directory store: the directory (its lock file lives there).
+    local_dir: Option<std::path::PathBuf>,
+    /// The backend and its multipart API without the counting wrapper (for [`Store::counted_apart`]).
+    raw: Arc<dyn ObjectStore>,
+    raw_multipart: Option<Arc<dyn MultipartStore>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -155,6 +164,8 @@ impl Store {
     pub fn new(inner: Arc<dyn ObjectStore>, backend: Backend, describe: String) -> Store {
         let stats = Arc::new(StoreStats::default());
         Store {
+            raw: inner.clone(),
+            raw_multipart: None,
             inner: Arc::new(InstrumentedStore::new(inner, stats.clone())),
             multipart: None,
             uploads: None,
@@ -162,16 +173,32 @@ impl Store {
             describe,
             update_lock: Arc::new(tokio::sync::Mutex::new(())),
             stats,
+            local_dir: None,
         }
     }
 
     /// Adds the backend's multipart API (see [`Store::multipart`]).
     pub fn with_multipart(mut self, multipart: Arc<dyn MultipartStore>) -> Store {
+        self.raw_multipart = Some(multipart.clone());
         self.multipart = Some(Arc::new(InstrumentedMultipart::new(
             multipart,
             self.stats.clone(),
         )));
         self
+    }
+
+    /// The same store, with its requests counted apart in `stats` instead of in [`Store::stats`] (the
+    /// coordination of several workers is counted so, beside the mirror's own requests).
+    pub fn counted_apart(&self, stats: Arc<StoreStats>) -> Store {
+        Store {
+            inner: Arc::new(InstrumentedStore::new(self.raw.clone(), stats.clone())),
+            multipart: self.raw_multipart.as_ref().map(|mp| {
+                Arc::new(InstrumentedMultipart::new(mp.clone(), stats.clone()))
+                    as Arc<dyn MultipartStore>
+            }),
+            stats,
+            ..self.clone()
+        }
     }
 
     /// Requests made so far, by operation and outcome (metrics).
@@ -245,19 +272,10 @@ impl Store {
 
     /// Writes an object only if none exists at that key (the commit marker's write).
     pub async fn create(&self, key: &Path, bytes: Bytes) -> Result<Created, StoreError> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .inner
-            .put_opts(key, PutPayload::from(bytes), opts)
-            .await
-        {
-            Ok(_) => Ok(Created::Created),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::Existed),
-            Err(e) => Err(StoreError::op("create", key)(e)),
-        }
+        Ok(match self.create_versioned(key, bytes).await? {
+            versioned::Versioned::Written(_) => Created::Created,
+            versioned::Versioned::Conflict => Created::Existed,
+        })
     }
 
     /// Read-modify-write with compare-and-swap: `f` sees the current bytes (or `None`) and returns the new

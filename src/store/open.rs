@@ -78,11 +78,10 @@ impl Store {
         let local = LocalFileSystem::new_with_prefix(&dir)
             .map_err(|e| bad(e.to_string()))?
             .with_automatic_cleanup(true);
-        Ok(Store::new(
-            Arc::new(local),
-            Backend::Local,
-            dir.display().to_string(),
-        ))
+        Ok(Store {
+            local_dir: Some(dir.clone()),
+            ..Store::new(Arc::new(local), Backend::Local, dir.display().to_string())
+        })
     }
 }
 

@@ -15,8 +15,10 @@
 //!
 //! Any error, from the stream or the store, and any cancellation aborts the upload, so none is left open
 //! and nothing appears at the key. The upload becomes an object at one place only, after the stream has
-//! ended (a [`crate::integrity::VerifiedStream`] ends only when its checks pass): `Writer::commit`, which
-//! is also where a check before completion belongs ("is this upload still wanted?").
+//! ended (a [`crate::integrity::VerifiedStream`] ends only when its checks pass): `Writer::commit`. There,
+//! right before the single PUT or the multipart completion, the write's [`Fence`] is asked whether the
+//! upload is still wanted (the worker still holds the build's claim); if not, the upload is aborted and
+//! nothing appears at the key.
 //!
 //! Every write first reserves the bytes it may hold from a [`ByteBudget`] shared by all writes, so peak
 //! memory is set by configuration, not by artifact size or count.
@@ -63,6 +65,22 @@ pub enum TransferError<E> {
     /// The write was cancelled (shutdown).
     #[error("cancelled")]
     Cancelled,
+    /// The write's [`Fence`] refused the completion: the upload was aborted.
+    #[error("'{key}' was not completed: {reason}")]
+    Fenced {
+        /// The key.
+        key: String,
+        /// What the fence said.
+        reason: String,
+    },
+}
+
+/// The last check before a write becomes an object: whether the writer is still entitled to write it.
+/// An error aborts the upload (nothing appears at the key).
+#[async_trait::async_trait]
+pub trait Fence: Send + Sync {
+    /// `Ok` to complete the write; `Err` with the reason to abort it.
+    async fn check(&self) -> Result<(), String>;
 }
 
 /// A byte budget shared by all transfers, counted in KiB.
@@ -135,6 +153,8 @@ pub struct StreamWrite<'a> {
     pub journal: Option<&'a UploadJournal>,
     /// Cancels the write; the upload is aborted.
     pub cancel: &'a CancellationToken,
+    /// Asked right before the write completes; `None`: always complete.
+    pub fence: Option<&'a dyn Fence>,
 }
 
 impl Store {
@@ -197,6 +217,7 @@ enum Failure {
     Store(object_store::Error),
     Journal(StoreError),
     Cancelled,
+    Fenced(String),
 }
 
 impl Failure {
@@ -208,6 +229,10 @@ impl Failure {
             },
             Failure::Journal(e) => TransferError::Journal(e),
             Failure::Cancelled => TransferError::Cancelled,
+            Failure::Fenced(reason) => TransferError::Fenced {
+                key: key.to_string(),
+                reason,
+            },
         }
     }
 }
@@ -270,10 +295,11 @@ impl Writer<'_> {
     }
 
     /// The stream has ended and passed its checks: the one place where the bytes become an object, with
-    /// one PUT or by completing the upload. A check before completion goes here.
+    /// one PUT or by completing the upload, each after the fence allowed it.
     async fn commit(&mut self) -> Result<(), Failure> {
         let rest = self.take_pending();
         let Some(upload) = &mut self.upload else {
+            fence(self.w.fence).await?;
             return tokio::select! {
                 biased;
                 _ = self.w.cancel.cancelled() => Err(Failure::Cancelled),
@@ -283,13 +309,21 @@ impl Writer<'_> {
         upload
             .start_part(rest, self.w.limits.part_uploads, self.w.cancel)
             .await?;
-        upload.finish(self.w.cancel).await
+        upload.finish(self.w.cancel, self.w.fence).await
     }
 
     async fn abort(&mut self) {
         if let Some(upload) = self.upload.take() {
             upload.abort(self.key).await;
         }
+    }
+}
+
+/// Asks the write's fence, if it has one.
+async fn fence(fence: Option<&dyn Fence>) -> Result<(), Failure> {
+    match fence {
+        Some(f) => f.check().await.map_err(Failure::Fenced),
+        None => Ok(()),
     }
 }
 
@@ -411,12 +445,17 @@ impl<'a> Upload<'a> {
         Ok(())
     }
 
-    /// Waits for every part, then completes the upload and forgets its journal record. Completing is
-    /// not cancellable: it is quick, and a dropped completion would leave the upload open.
-    async fn finish(&mut self, cancel: &CancellationToken) -> Result<(), Failure> {
+    /// Waits for every part, asks the fence, then completes the upload and forgets its journal record.
+    /// Completing is not cancellable: it is quick, and a dropped completion would leave the upload open.
+    async fn finish(
+        &mut self,
+        cancel: &CancellationToken,
+        check: Option<&dyn Fence>,
+    ) -> Result<(), Failure> {
         while !self.tasks.is_empty() {
             self.join_one(cancel).await?;
         }
+        fence(check).await?;
         let parts = std::mem::take(&mut self.parts);
         match &mut self.target {
             Target::WithId {

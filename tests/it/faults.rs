@@ -90,7 +90,7 @@ async fn jenkins_restart_is_ridden_out(t: Target) {
     })
     .await;
     stop.cancel();
-    let s = worker.await.unwrap();
+    let s = worker.await.unwrap().expect("the worker joins");
     assert_eq!(s.failed_attempts, 0, "{s:?}");
     assert!(s.poll_errors > 0, "the restart was seen: {s:?}");
     assert_all_mirrored(&store, &sim, 2).await;
@@ -167,7 +167,7 @@ async fn deleted_job_stays_mirrored_and_others_go_on(t: Target) {
         .unwrap();
     wait_for(|| async { harness::manifest(&store, &other, 2).await.is_some() }).await;
     stop.cancel();
-    assert!(worker.await.unwrap().ok());
+    assert!(worker.await.unwrap().expect("the worker joins").ok());
     // The simulator no longer has the deleted job; the mirror still has it, whole.
     let m = harness::manifest(&store, &app, 1)
         .await
@@ -226,7 +226,7 @@ async fn revoked_token_stops_one_controller_not_the_others(t: Target) {
         "no requests to a controller that refused the token"
     );
     stop.cancel();
-    let s = worker.await.unwrap();
+    let s = worker.await.unwrap().expect("the worker joins");
     assert_eq!(s.unauthorized, vec!["ci".to_string()]);
     assert!(harness::manifest(&store, &job, 2).await.is_none());
     t.assert_no_open_uploads();

@@ -61,6 +61,7 @@ pub async fn mirror_once(cfg: &Config, store: &Store) -> Summary {
     Mirror::with_clients(cfg, store.clone(), clients)
         .run(true, CancellationToken::new())
         .await
+        .expect("the worker joins the store's workers")
 }
 
 /// The layout of the test controller (source name `ci`).

@@ -20,3 +20,4 @@ mod support;
 mod tls;
 mod upgrade;
 mod worker_process;
+mod workers;

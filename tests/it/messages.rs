@@ -187,7 +187,7 @@ fn a_store_that_denies_writes_says_which_permissions_are_needed() {
         )
     );
 
-    // What `jam mirror --once` logs against a SeaweedFS identity that may read but not write: jam's frame
+    // What `jam mirror --once` says against a SeaweedFS identity that may read but not write: jam's frame
     // around the server's answer (which carries ports, timings and request ids).
     let Some(weed) = PrivateWeed::start() else {
         return;
@@ -205,18 +205,17 @@ fn a_store_that_denies_writes_says_which_permissions_are_needed() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // The first write is the start-up probe of conditional writes (under .jam/probe/), before anything
+    // is downloaded.
     let log = stderr(&out);
-    let error = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["message"] == "build not mirrored; will retry")
-        .and_then(|l| l["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| panic!("no retry logged: {log}"));
-    let source = jam::config::default_source_name(&url::Url::parse(&sim.url()).unwrap());
-    let head =
-        format!("artifact 'a.bin': store write of '{source}/job/app/1/artifact/a.bin' failed: ");
+    let at = log
+        .find("error: ")
+        .unwrap_or_else(|| panic!("no error printed: {log}"));
+    let error = log[at + "error: ".len()..].trim_end();
+    let head = "store create '.jam/probe/";
     assert!(
-        error.starts_with(&head) && error.contains("403 Forbidden") && error.ends_with(MAY_WRITE),
+        error.starts_with(head) && error.contains("403 Forbidden") && error.ends_with(MAY_WRITE),
         "{error}"
     );
+    assert!(!log.contains("/artifact/"), "nothing was downloaded: {log}");
 }

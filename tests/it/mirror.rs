@@ -430,7 +430,8 @@ fn start_worker(
     let mirror = Mirror::new(cfg, store.clone()).unwrap();
     let stats = mirror.stats();
     let stop = CancellationToken::new();
-    let worker = tokio::spawn(mirror.run(false, stop.clone()));
+    let run = mirror.run(false, stop.clone());
+    let worker = tokio::spawn(async move { run.await.expect("the worker joins") });
     (stats, stop, worker)
 }
 

@@ -213,7 +213,7 @@ async fn metrics_follow_a_mirror_run() {
     let (status, body) = get(addr, "/healthz").await;
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     shutdown.cancel();
-    let summary = worker.await.unwrap();
+    let summary = worker.await.unwrap().expect("the worker joins");
     assert_eq!(summary.mirrored, 4);
     // Every answer the worker counted is one the simulator logged (the readiness clients were not used).
     let s = scrape(addr).await;
@@ -656,7 +656,10 @@ async fn worker_applies_the_retention_policy() {
     let store = Store::open(&cfg.store).unwrap();
     let mirror = Mirror::with_clients(&cfg, store.clone(), clients(&cfg));
     let stats = mirror.stats();
-    let summary = mirror.run(true, CancellationToken::new()).await;
+    let summary = mirror
+        .run(true, CancellationToken::new())
+        .await
+        .expect("the worker joins");
     assert!(summary.ok(), "{summary:?}");
     assert_eq!(summary.mirrored, 9);
     assert_eq!(

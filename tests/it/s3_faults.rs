@@ -344,7 +344,7 @@ async fn s3_down_for_30_seconds_mid_run() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     stop.cancel();
-    let s = worker.await.unwrap();
+    let s = worker.await.unwrap().expect("the worker joins");
     assert_eq!(s.given_up, 0, "{s:?}");
     assert_complete(&store, &sim, 1..=5).await;
     assert_no_open_uploads(&env, "outage");

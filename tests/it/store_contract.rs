@@ -12,7 +12,7 @@ use jam::{
     format::layout::{self, JobPath, Layout, Permalink},
     integrity::{Check, Digests, Md5Check, Origin, StreamError, VerifiedStream},
     jenkins::JenkinsError,
-    store::journal::UploadJournal,
+    store::journal::{AloneOnTheStore, ListedUploads, UploadJournal},
     store::write::{ByteBudget, StreamWrite, TransferError, TransferLimits},
     store::{Backend, Created, Store},
 };
@@ -370,6 +370,7 @@ async fn run_upload(
         limits: &limits(),
         journal: Some(&journal),
         cancel,
+        fence: None,
     };
     let written = store.put_stream(k, &mut body, write).await?;
     let digests = body.into_digests().expect("verified");
@@ -580,6 +581,16 @@ async fn aborted_multipart(store: &Store, name: &str, s3: Option<&S3Target>) {
     }
 }
 
+/// A guard that leaves every listed upload alone (as while another worker holds the build).
+struct Defer;
+
+#[async_trait::async_trait]
+impl ListedUploads for Defer {
+    async fn abortable(&self, _key: &Path, _listed: Vec<String>) -> Option<Vec<String>> {
+        None
+    }
+}
+
 /// An upload left open by a killed worker (created, one part sent, never completed) is recorded in the
 /// journal; the next start of the same worker aborts it, and no upload stays pending on the server.
 async fn journal_aborts_leftovers(store: &Store, name: &str, s3: Option<&S3Target>) {
@@ -600,17 +611,17 @@ async fn journal_aborts_leftovers(store: &Store, name: &str, s3: Option<&S3Targe
     journal.record(&k, &id).await.unwrap();
     let other = UploadJournal::new(store.clone(), "another-worker");
     assert_eq!(
-        other.abort_leftovers().await.unwrap(),
+        other.abort_leftovers(&AloneOnTheStore).await.unwrap(),
         0,
         "{name}: a worker only aborts its own uploads"
     );
     assert_eq!(
-        journal.abort_leftovers().await.unwrap(),
+        journal.abort_leftovers(&AloneOnTheStore).await.unwrap(),
         1,
         "{name}: the leftover upload is aborted"
     );
     assert_eq!(
-        journal.abort_leftovers().await.unwrap(),
+        journal.abort_leftovers(&AloneOnTheStore).await.unwrap(),
         0,
         "{name}: and forgotten"
     );
@@ -636,7 +647,12 @@ async fn journal_aborts_leftovers(store: &Store, name: &str, s3: Option<&S3Targe
             .await
             .unwrap();
         assert_eq!(
-            journal.abort_leftovers().await.unwrap(),
+            journal.abort_leftovers(&Defer).await.unwrap(),
+            0,
+            "{name}: a guard that defers (another worker holds the build) keeps the listed upload"
+        );
+        assert_eq!(
+            journal.abort_leftovers(&AloneOnTheStore).await.unwrap(),
             1,
             "{name}: the upload whose id was never recorded is found and aborted"
         );
