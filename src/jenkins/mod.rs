@@ -12,6 +12,7 @@
 
 mod error;
 pub mod model;
+pub mod stapler;
 
 pub use error::JenkinsError;
 
