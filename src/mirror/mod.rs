@@ -25,6 +25,7 @@
 
 mod build;
 mod commit;
+mod controller;
 mod poll;
 mod schedule;
 mod stats;
