@@ -18,6 +18,7 @@ use crate::{
     mirror::SetupError,
     ops::BindError,
     resolve::{NotFound, ResolveError},
+    serve::ServeError,
     store::StoreError,
 };
 
@@ -82,6 +83,9 @@ pub enum Error {
     /// The metrics endpoint's address cannot be listened on.
     #[error(transparent)]
     Listen(#[from] BindError),
+    /// `jam serve` cannot start (its settings, TLS files, or its address).
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     /// A local file operation failed.
     #[error("{what} '{path}': {source}")]
     Io {
@@ -104,7 +108,7 @@ impl Error {
     /// The process exit code that reports this error (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Usage(_) | Error::Listen(_) => exit::USAGE,
+            Error::Config(_) | Error::Usage(_) | Error::Listen(_) | Error::Serve(_) => exit::USAGE,
             Error::Store(StoreError::Config { .. }) => exit::USAGE,
             Error::NotFound(_) => exit::NOT_FOUND,
             Error::Integrity(_) => exit::INTEGRITY,

@@ -18,7 +18,8 @@
 //! - [`integrity`]: the verified byte stream (length, SHA-256, MD5) and the fingerprint rules;
 //! - [`archive`]: the one owner of the mirror's metadata (catalog, indexes, pointers);
 //! - work: [`resolve`] (which source, job and build a name means), [`mirror`] (the worker), [`fetch`]
-//!   (verified downloads), [`audit`] (verify and retention);
+//!   (verified downloads), [`audit`] (verify and retention), [`serve`] (the gateway that answers like
+//!   Jenkins from the mirror);
 //! - [`ops`]: the `/metrics`, `/healthz` and `/readyz` endpoint, logs, `jam doctor`;
 //! - [`cli`]: the `jam` command line, and [`error`], the error every command reports with its exit code.
 //!
@@ -39,6 +40,7 @@ pub mod mirror;
 pub mod ops;
 pub mod resolve;
 pub mod retry;
+pub mod serve;
 pub mod store;
 pub mod zip;
 

@@ -8,6 +8,7 @@ mod mirror;
 mod output;
 mod prune;
 mod runtime;
+mod serve;
 mod shared;
 mod verify;
 
@@ -67,6 +68,8 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Delete mirrored builds the `[[retention]]` policy no longer keeps.
     Prune(prune::PruneArgs),
+    /// Serve the mirror over HTTP the way Jenkins answers: its URLs, JSON API, downloads and pages.
+    Serve(serve::ServeArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -130,6 +133,7 @@ pub fn run(cli: Cli) -> crate::Result<u8> {
         Command::Verify(args) => verify::run(args, flags),
         Command::Doctor(args) => doctor::run(args, flags),
         Command::Prune(args) => prune::run(args, flags),
+        Command::Serve(args) => serve::run(args, flags),
     }
 }
 

@@ -200,6 +200,10 @@ pub struct Overrides {
     pub poll_interval: Option<Duration>,
     /// `mirror --listen`
     pub listen: Option<String>,
+    /// `serve --listen`
+    pub serve_listen: Option<String>,
+    /// `serve --source`
+    pub serve_source: Option<String>,
 }
 
 #[cfg(test)]

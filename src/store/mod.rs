@@ -10,6 +10,8 @@
 
 pub mod counting;
 pub mod journal;
+pub mod presign;
+pub mod read;
 pub mod s3_uploads;
 pub mod write;
 
@@ -134,6 +136,8 @@ pub struct Store {
     update_lock: Arc<tokio::sync::Mutex<()>>,
     /// Requests by operation and outcome (the backend is wrapped so that every request is counted).
     stats: Arc<StoreStats>,
+    /// On S3: signs GET URLs ([`presign`]).
+    presigner: Option<Arc<presign::Presigner>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -172,6 +176,7 @@ impl Store {
                 ));
             }
             let s3 = build_s3(cfg, bucket).map_err(|e| bad(e.to_string()))?;
+            let presigner = presign::Presigner::new(Arc::new(s3.clone()), prefix);
             let uploads = S3Uploads::new(cfg, &s3, bucket, prefix).map_err(bad)?;
             let prefix = prefix.trim_matches('/');
             let store = if prefix.is_empty() {
@@ -184,6 +189,7 @@ impl Store {
             };
             return Ok(Store {
                 uploads: Some(Arc::new(uploads)),
+                presigner: Some(Arc::new(presigner)),
                 ..store
             });
         }
@@ -231,6 +237,7 @@ impl Store {
             describe,
             update_lock: Arc::new(tokio::sync::Mutex::new(())),
             stats,
+            presigner: None,
         }
     }
 
