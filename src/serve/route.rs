@@ -115,8 +115,13 @@ impl Gateway {
             ["whoAmI", "api", f] if api_flavor(f).is_some() => {
                 self.plain_api(req, &site, f, |p| json::who_am_i(&req.reader, p))
             }
-            ["me", "api", f] if api_flavor(f).is_some() => {
-                if matches!(req.reader, Reader::Anonymous) {
+            // `/me`, and the reader's own record at `/user/<id>` (where `/me`'s `absoluteUrl` points).
+            ["me", "api", f] | ["user", _, "api", f] if api_flavor(f).is_some() => {
+                let own = match rest {
+                    ["user", id, ..] => id.eq_ignore_ascii_case(req.reader.name()),
+                    _ => true,
+                };
+                if matches!(req.reader, Reader::Anonymous) || !own {
                     return Ok((Route::Refused, answers::not_found()));
                 }
                 self.plain_api(req, &site, f, |p| json::me(&site, &req.reader, p))

@@ -159,6 +159,7 @@
 //!   but only ~0.3 GB/s unoptimized; that is why the workspace root sets
 //!   `[profile.dev.package.jenkins-sim] opt-level = 3`.
 
+pub mod clients;
 pub mod content;
 pub mod control;
 mod export;
