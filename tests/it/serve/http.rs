@@ -532,3 +532,59 @@ async fn jam_fetch_from_jenkins_reads_the_gateway() {
         assert_eq!(sha(&got), sha(&sim_bytes(&m, "team a/app", 1, a)), "{a}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_mode_redirects_downloads_to_s3_and_needs_an_s3_store() {
+    // A local directory cannot presign: refused at start, with the way out.
+    let m = mirrored().await;
+    let cfg = super::serve_config("redirect = \"presigned\"");
+    let err = jam::serve::Gateway::new(&cfg.serve, m.store.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("needs an S3 store") && err.contains("\"proxy\""),
+        "{err}"
+    );
+    let Some(target) = crate::harness::Target::seaweed() else {
+        return;
+    };
+    let cfg = target.config(&m.sim, "");
+    assert!(crate::harness::mirror_once(&cfg, &target.store).await.ok());
+    let gw = serve(
+        &target.store,
+        "redirect = \"presigned\"\npresign_expiry = \"2m\"",
+        &users(),
+    )
+    .await;
+    let c = client();
+    let r = c
+        .get(format!("{}{APP}1/artifact/dist/app.bin", gw.url))
+        .basic_auth(ALICE.0, Some(ALICE.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.contains("X-Amz-Expires=120"), "{location}");
+    // The presigned URL needs no credentials of the gateway's; the bytes come from S3.
+    let bytes = c
+        .get(&location)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        sha(&bytes),
+        sha(&sim_bytes(&m, "team a/app", 1, "dist/app.bin"))
+    );
+    // Listings and JSON are still the gateway's.
+    let r = c
+        .get(format!("{}{APP}1/api/json?tree=number", gw.url))
+        .basic_auth(ALICE.0, Some(ALICE.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
