@@ -66,28 +66,23 @@ struct State<I, E> {
 
 /// DOS time and date for `ms` since the epoch (UTC), clamped to the years DOS dates can hold.
 pub fn dos_time_date(ms: i64) -> (u16, u16) {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
-    let (y, mo, d, rem) = if y < 1980 {
-        (1980, 1, 1, 0)
-    } else if y > 2107 {
-        (2107, 12, 31, 86399)
-    } else {
-        (y, mo, d, rem)
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let (y, mo, d, h, mi, sec) = match t.year() {
+        ..1980 => (1980, 1, 1, 0, 0, 0),
+        2108.. => (2107, 12, 31, 23, 59, 58),
+        y => (
+            y,
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+        ),
     };
-    let time = ((rem / 3600) << 11) | (((rem / 60) % 60) << 5) | ((rem % 60) / 2);
-    let date = ((y - 1980) << 9) | (mo << 5) | d;
-    (time as u16, date as u16)
+    let time = (u16::from(h) << 11) | (u16::from(mi) << 5) | (u16::from(sec) / 2);
+    let date = (((y - 1980) as u16) << 9) | (u16::from(mo) << 5) | u16::from(d);
+    (time, date)
 }
 
 /// A zip of `entries`, streamed; every entry carries the modification time `mtime_ms` (ms since the

@@ -207,11 +207,14 @@ mod tests {
     use crate::config::{Config, Overrides, parse_toml};
 
     fn access() -> Access {
-        let text = format!(
+        access_of(&format!(
             "[serve]\nlogin_failures = 3\n\n[[serve.users]]\nname = \"ci\"\ntoken_sha256 = \"{}\"\njobs = [\"team a/**\"]\n",
             hex::encode(sha2::Sha256::digest(b"s3cret"))
-        );
-        let raw = parse_toml(std::path::Path::new("t.toml"), &text).unwrap();
+        ))
+    }
+
+    fn access_of(text: &str) -> Access {
+        let raw = parse_toml(std::path::Path::new("t.toml"), text).unwrap();
         let cfg = Config::from_raw(
             raw,
             None,
@@ -276,16 +279,7 @@ mod tests {
 
     #[test]
     fn anonymous_reading_still_checks_credentials_sent() {
-        let text = "[serve]\nanonymous = true\n";
-        let raw = parse_toml(std::path::Path::new("t.toml"), text).unwrap();
-        let cfg = Config::from_raw(
-            raw,
-            None,
-            &Overrides::default(),
-            &crate::config::Env::from_map(Default::default()),
-        )
-        .unwrap();
-        let a = Access::new(&cfg.serve).unwrap();
+        let a = access_of("[serve]\nanonymous = true\n");
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         assert!(matches!(
             a.check(&HeaderMap::new(), ip),

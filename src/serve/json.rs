@@ -22,7 +22,7 @@ use crate::{
         layout::{JobPath, Permalink},
         manifest::{JobIndex, Manifest},
     },
-    jenkins::stapler::{Obj, Pruner, artifacts::display_paths},
+    jenkins::stapler::{Obj, PERMALINKS, Pruner, artifacts::display_paths},
 };
 
 use super::{access::Reader, items::Node};
@@ -326,18 +326,6 @@ pub(super) fn permalink(ix: &JobIndex, name: &str) -> Option<u64> {
         .map(|(n, _)| *n)
 }
 
-/// The permalinks a job bean exports, in Stapler's (alphabetical) order, `firstBuild` first.
-const LINKS: [&str; 8] = [
-    "firstBuild",
-    "lastBuild",
-    "lastCompletedBuild",
-    "lastFailedBuild",
-    "lastStableBuild",
-    "lastSuccessfulBuild",
-    "lastUnstableBuild",
-    "lastUnsuccessfulBuild",
-];
-
 fn job_block(env: &Env<'_>, at: &ItemAt, node: &Node, o: &mut Obj<'_>) {
     let pipeline = is_pipeline(&node.class);
     let ix = || env.index(&at.job);
@@ -368,16 +356,17 @@ fn job_block(env: &Env<'_>, at: &ItemAt, node: &Node, o: &mut Obj<'_>) {
         let last = ix().and_then(|ix| ix.builds.values().next_back());
         s(color(last.map(|b| b.result.as_str())))
     });
-    for (i, link) in LINKS.iter().enumerate() {
-        if i == 1 {
-            o.list("healthReport", 1, false, std::iter::empty::<()>, |_, _| {
-                Value::Null
-            });
-            if !pipeline {
-                o.val("inQueue", 1, || json!(false));
-            }
-            o.val("keepDependencies", 1, || json!(false));
-        }
+    o.put("firstBuild", 1, |p| {
+        build_ref(p, ix().and_then(|ix| permalink(ix, "firstBuild")))
+    });
+    o.list("healthReport", 1, false, std::iter::empty::<()>, |_, _| {
+        Value::Null
+    });
+    if !pipeline {
+        o.val("inQueue", 1, || json!(false));
+    }
+    o.val("keepDependencies", 1, || json!(false));
+    for link in PERMALINKS {
         o.put(link, 1, |p| {
             build_ref(p, ix().and_then(|ix| permalink(ix, link)))
         });

@@ -116,6 +116,17 @@ fn crumbs(chain: &[ItemAt], nodes: &[&Node]) -> Vec<Crumb> {
         .collect()
 }
 
+/// A build's URL and the breadcrumbs down to it.
+fn build_crumbs(found: &Found<'_>, number: u64) -> (String, Vec<Crumb>) {
+    let url = format!("{}{number}/", found.at().url);
+    let mut trail = crumbs(&found.chain, &found.nodes);
+    trail.push(Crumb {
+        label: format!("#{number}"),
+        href: url.clone(),
+    });
+    (url, trail)
+}
+
 fn when(ms: u64) -> String {
     ms_to_rfc3339(ms).replace('T', " ").replace('Z', " UTC")
 }
@@ -252,12 +263,7 @@ pub(super) fn build(
 ) -> (Route, Response) {
     let (node, at) = (found.node(), found.at());
     let m = &b.manifest;
-    let url = format!("{}{}/", at.url, b.number);
-    let mut trail = crumbs(&found.chain, &found.nodes);
-    trail.push(Crumb {
-        label: format!("#{}", b.number),
-        href: url.clone(),
-    });
+    let (url, trail) = build_crumbs(found, b.number);
     let title = format!(
         "{} {}",
         node.display_name(&at.parent_class),
@@ -323,12 +329,7 @@ pub(super) fn listing(
     kids: &[(String, bool)],
 ) -> (Route, Response) {
     let at = found.at();
-    let url = format!("{}{}/", at.url, b.number);
-    let mut trail = crumbs(&found.chain, &found.nodes);
-    trail.push(Crumb {
-        label: format!("#{}", b.number),
-        href: url.clone(),
-    });
+    let (url, trail) = build_crumbs(found, b.number);
     let zip_name = dir
         .rsplit('/')
         .next()

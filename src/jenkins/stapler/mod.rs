@@ -13,5 +13,17 @@ pub mod tree;
 pub mod write;
 
 pub use api::{ApiError, ApiQuery, api_flavor, render};
+
+/// The permalinks a job exports and answers URLs for, in Stapler's (alphabetical) order; `firstBuild`,
+/// exported too, is not one of them.
+pub const PERMALINKS: [&str; 7] = [
+    "lastBuild",
+    "lastCompletedBuild",
+    "lastFailedBuild",
+    "lastStableBuild",
+    "lastSuccessfulBuild",
+    "lastUnstableBuild",
+    "lastUnsuccessfulBuild",
+];
 pub use tree::{Pruner, Range, Tree, TreeError, TreeNode, parse_tree};
 pub use write::{Flavor, Obj, to_jenkins_json, write};

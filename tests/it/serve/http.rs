@@ -7,7 +7,7 @@ use std::{path::Path, process::Command};
 
 use serde_json::Value;
 
-use super::{ALICE, CAROL, HOSTILE, Mirrored, client, mirrored, serve, sha, users};
+use super::{ALICE, CAROL, HOSTILE, Mirrored, client, get_as, mirrored, serve, sha, users};
 use crate::support::skip_or_fail;
 
 const APP: &str = "job/team%20a/job/app/";
@@ -131,11 +131,7 @@ async fn readers_see_only_their_jobs_and_wrong_tokens_are_limited() {
     let m = mirrored().await;
     let gw = serve(&m.store, "login_failures = 3", &users()).await;
     let c = client();
-    let get = |path: &str, who: (&str, &str)| {
-        c.get(format!("{}{path}", gw.url))
-            .basic_auth(who.0, Some(who.1))
-            .send()
-    };
+    let get = |path: &str, who: (&str, &str)| get_as(&c, &gw, path, who).send();
     // Carol reads `team a/**` only: the rest is 404 in the JSON, the pages and the downloads.
     let root: Value = get("api/json?tree=jobs[name]", CAROL)
         .await
@@ -207,11 +203,7 @@ async fn the_json_api_speaks_jenkins() {
     let m = mirrored().await;
     let gw = serve(&m.store, "", &users()).await;
     let c = client();
-    let get = |path: String| {
-        c.get(format!("{}{path}", gw.url))
-            .basic_auth(ALICE.0, Some(ALICE.1))
-            .send()
-    };
+    let get = |path: String| get_as(&c, &gw, &path, ALICE).send();
     let json = |r: reqwest::Response| async move {
         assert_eq!(r.status(), 200, "{}", r.url());
         assert!(r.headers().contains_key("x-jenkins"));
@@ -360,11 +352,7 @@ async fn pages_escape_names_and_reports_are_sandboxed() {
     let m = mirrored().await;
     let gw = serve(&m.store, "", &users()).await;
     let c = client();
-    let get = |path: String| {
-        c.get(format!("{}{path}", gw.url))
-            .basic_auth(ALICE.0, Some(ALICE.1))
-            .send()
-    };
+    let get = |path: String| get_as(&c, &gw, &path, ALICE).send();
     let r = get(format!("{APP}1/")).await.unwrap();
     assert_eq!(r.status(), 200);
     let csp = r.headers()["content-security-policy"]
@@ -587,4 +575,36 @@ async fn presigned_mode_redirects_downloads_to_s3_and_needs_an_s3_store() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_speaks_tls_with_its_certificate() {
+    let m = mirrored().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::tls::make_certs(dir.path());
+    let tls = format!(
+        "tls_cert = {:?}\ntls_key = {:?}",
+        dir.path().join("leaf.pem"),
+        dir.path().join("leaf.key")
+    );
+    let gw = serve(&m.store, &tls, &users()).await;
+    let url = gw.url.replace("http://", "https://");
+    let trusting = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let r = trusting
+        .get(format!("{url}{APP}api/json?tree=name"))
+        .basic_auth(ALICE.0, Some(ALICE.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"_class":"hudson.model.FreeStyleProject","name":"app"}"#
+    );
+    // A client that does not trust the test CA refuses the gateway's certificate.
+    assert!(client().get(format!("{url}healthz")).send().await.is_err());
 }

@@ -182,6 +182,17 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A GET of `path` below the gateway's root, as `who`.
+pub fn get_as(
+    c: &reqwest::Client,
+    gw: &Served,
+    path: &str,
+    who: (&str, &str),
+) -> reqwest::RequestBuilder {
+    c.get(format!("{}{path}", gw.url))
+        .basic_auth(who.0, Some(who.1))
+}
+
 /// The SHA-256 of bytes, lower-case hex.
 pub fn sha(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))

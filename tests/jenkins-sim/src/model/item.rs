@@ -8,6 +8,7 @@ use crate::names::name_encode;
 use crate::scenario::{
     ArtifactSpec, BuildResult, BuildSpec, CauseSpec, GitSpec, ItemKind, ItemSpec, ParamSpec,
 };
+pub(crate) use jam::jenkins::stapler::PERMALINKS;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -114,16 +115,6 @@ pub(crate) struct Item {
     /// Child of a multibranch project (a branch job).
     pub is_branch: bool,
 }
-
-pub(crate) const PERMALINKS: [&str; 7] = [
-    "lastBuild",
-    "lastCompletedBuild",
-    "lastFailedBuild",
-    "lastStableBuild",
-    "lastSuccessfulBuild",
-    "lastUnstableBuild",
-    "lastUnsuccessfulBuild",
-];
 
 impl Item {
     pub(crate) fn display(&self) -> &str {
