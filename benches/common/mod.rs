@@ -252,16 +252,21 @@ fn ensure_peers(root: &Path) -> PathBuf {
 
 /// Installs curl from Debian when it is missing.
 fn ensure_curl() {
-    if Command::new("curl").arg("--version").output().is_ok() {
+    ensure_apt("curl");
+}
+
+/// Installs Debian's package `tool` (same name as its command) when the command is missing.
+pub fn ensure_apt(tool: &str) {
+    if Command::new(tool).arg("--version").output().is_ok() {
         return;
     }
-    eprintln!("bench: installing curl (apt-get)");
+    eprintln!("bench: installing {tool} (apt-get)");
     let _ = Command::new("apt-get").arg("update").status();
     let ok = Command::new("apt-get")
-        .args(["install", "-y", "curl"])
+        .args(["install", "-y", tool])
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "cannot install curl");
+    assert!(ok, "cannot install {tool}");
 }
 
 fn machine() -> String {
@@ -644,7 +649,8 @@ impl Seaweed {
     }
 }
 
-fn log_file(path: &Path) -> fs::File {
+/// A log file opened for appending (a child's stdout or stderr).
+pub fn log_file(path: &Path) -> fs::File {
     fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -7,7 +7,8 @@
 //!   floor), each a compare-and-swap update, described by an [`IndexChange`] that the worker also applies
 //!   to its in-memory copy;
 //! - [`retire`]: retention's deletion of builds, in the order that keeps "a build is mirrored if and only if
-//!   its manifest exists".
+//!   its manifest exists";
+//! - [`controller`]: what the worker last saw of a controller (its version, its items' classes).
 //!
 //! The artifact bytes are not metadata: the store's write path stores them, and a build's manifest
 //! commits them afterwards.
@@ -18,6 +19,7 @@
 
 pub mod catalog;
 pub mod commit;
+pub mod controller;
 pub mod index;
 pub mod retire;
 

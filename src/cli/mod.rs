@@ -8,6 +8,7 @@ mod mirror;
 mod output;
 mod prune;
 mod runtime;
+mod serve;
 mod shared;
 mod verify;
 
@@ -76,6 +77,8 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Delete mirrored builds the `[[retention]]` policy no longer keeps.
     Prune(prune::PruneArgs),
+    /// Serve the mirror over HTTP the way Jenkins answers: its URLs, JSON API, downloads and pages.
+    Serve(serve::ServeArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -143,6 +146,7 @@ pub fn run(cli: Cli, env: &Env<'_>) -> crate::Result<u8> {
         Command::Verify(args) => verify::run(args, flags, env),
         Command::Doctor(args) => doctor::run(args, flags, env),
         Command::Prune(args) => prune::run(args, flags, env),
+        Command::Serve(args) => serve::run(args, flags, env),
     }
 }
 

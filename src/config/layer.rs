@@ -202,6 +202,10 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `mirror --worker-id`
     pub worker_id: Option<String>,
+    /// `serve --listen`
+    pub serve_listen: Option<String>,
+    /// `serve --source`
+    pub serve_source: Option<String>,
 }
 
 #[cfg(test)]

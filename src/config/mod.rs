@@ -12,7 +12,8 @@
 //!
 //! The files: `raw.rs` (the schema), `parse.rs` (TOML with `file:line:column` errors and the nearest-key
 //! hint), `layer.rs` (`Env`, `Overrides` and the layering rule), `values.rs` (durations, sizes, globs, the
-//! job filter, retention rules), and one file per section: `store.rs`, `mirror.rs`, `jenkins.rs`, `log.rs`.
+//! job filter, retention rules), and one file per section: `store.rs`, `mirror.rs`, `jenkins.rs`, `log.rs`,
+//! `serve.rs`.
 
 mod jenkins;
 mod layer;
@@ -20,6 +21,7 @@ mod log;
 mod mirror;
 mod parse;
 mod raw;
+mod serve;
 mod store;
 mod values;
 
@@ -32,7 +34,11 @@ pub use layer::{Env, Overrides};
 pub use log::{FilterSource, LogConfig};
 pub use mirror::MirrorConfig;
 pub use parse::{nearest, parse_toml};
-pub use raw::{RawConfig, RawFetch, RawJenkins, RawLog, RawMirror, RawRetention, RawStore};
+pub use raw::{
+    RawConfig, RawFetch, RawJenkins, RawLog, RawMirror, RawRetention, RawServe, RawServeUser,
+    RawStore,
+};
+pub use serve::{DEFAULT_SERVE_LISTEN, Redirect, ServeConfig, ServeUser, TokenSource};
 pub use store::{AwsOptions, StoreConfig};
 pub use values::{
     Backfill, Dur, JobFilter, LogFormat, RetentionRule, Size, glob, parse_duration, parse_size,
@@ -105,6 +111,8 @@ pub struct Config {
     pub fetch: FetchConfig,
     /// The retention policy: rules in file order; the first whose glob matches a job applies.
     pub retention: Vec<RetentionRule>,
+    /// `jam serve` settings.
+    pub serve: ServeConfig,
 }
 
 /// `jam fetch` settings.
@@ -182,6 +190,7 @@ impl Config {
         let mirror = mirror::mirror_config(raw.mirror, flags, env)?;
         let jenkins = jenkins::jenkins_configs(raw.jenkins, flags, env, &resolve)?;
         let log = log::log_config(raw.log, flags, env)?;
+        let serve = serve::serve_config(raw.serve, flags, env, &resolve)?;
         let mut retention = Vec::new();
         for (i, r) in raw.retention.into_iter().enumerate() {
             let key = format!("retention[{i}]");
@@ -209,6 +218,7 @@ impl Config {
             log,
             fetch,
             retention,
+            serve,
         })
     }
 }

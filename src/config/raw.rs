@@ -27,6 +27,60 @@ pub struct RawConfig {
     pub fetch: RawFetch,
     /// `[[retention]]`
     pub retention: Vec<RawRetention>,
+    /// `[serve]`
+    pub serve: RawServe,
+}
+
+/// `[serve]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawServe {
+    /// Listen address.
+    pub listen: Option<String>,
+    /// The source served at `/`.
+    pub source: Option<String>,
+    /// Root of `url` fields and links.
+    pub public_url: Option<String>,
+    /// `proxy` or `presigned`.
+    pub redirect: Option<String>,
+    /// Validity of presigned URLs.
+    pub presign_expiry: Option<Dur>,
+    /// Reading without credentials.
+    pub anonymous: Option<bool>,
+    /// TLS certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Time to an answer's headers.
+    pub request_timeout: Option<Dur>,
+    /// Time a connection may wait for a request.
+    pub idle_timeout: Option<Dur>,
+    /// Connections at once.
+    pub max_connections: Option<usize>,
+    /// Trust in a pointer or index read before revalidation.
+    pub freshness: Option<Dur>,
+    /// Reuse of a job listing.
+    pub listing_ttl: Option<Dur>,
+    /// Failed logins per address per window.
+    pub login_failures: Option<u32>,
+    /// The window of `login_failures`.
+    pub login_window: Option<Dur>,
+    /// `[[serve.users]]`
+    pub users: Vec<RawServeUser>,
+}
+
+/// `[[serve.users]]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawServeUser {
+    /// User name.
+    pub name: Option<String>,
+    /// File holding the token.
+    pub token_file: Option<PathBuf>,
+    /// SHA-256 of the token, hex.
+    pub token_sha256: Option<String>,
+    /// Job globs the user may read.
+    pub jobs: Option<Vec<String>>,
 }
 
 /// `[[retention]]` as written: one rule of the retention policy.

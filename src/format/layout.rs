@@ -9,6 +9,7 @@
 //! <source>/job/<seg>/job/<seg>/<N>/manifest.json             commit marker + metadata
 //! <source>/job/<seg>/job/<seg>/lastSuccessfulBuild.json      pointers (Jenkins' permalink semantics)
 //! <source>/job/<seg>/job/<seg>/index.json                    the job's mirrored, failed and missed builds
+//! <source>/controller.json                                    what the mirror last saw of the controller
 //! ```
 //!
 //! `<seg>` is the job's item name encoded exactly as Jenkins' `Util.rawEncode` does (a multibranch branch
@@ -320,6 +321,11 @@ impl Layout {
     /// `<job>/index.json`.
     pub fn index_key(&self, job: &JobPath) -> String {
         format!("{}/index.json", self.job_prefix(job))
+    }
+
+    /// `<source>/controller.json`.
+    pub fn controller_key(&self) -> String {
+        format!("{}/controller.json", self.source)
     }
 }
 

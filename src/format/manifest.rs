@@ -1,5 +1,6 @@
 //! The small JSON documents the mirror writes next to the artifact bytes: a build's manifest (its commit
-//! marker), `SHA256SUMS`, the job's permalink pointers, and the job's index.
+//! marker), `SHA256SUMS`, the job's permalink pointers, the job's index, and what the mirror last saw of
+//! the controller ([`ControllerInfo`]).
 //!
 //! All of them carry [`crate::format::layout::FORMAT_VERSION`] and are read with
 //! [`crate::format::version::parse_document`]. The manifest is the source of truth; pointers and the index
@@ -227,6 +228,43 @@ pub struct Failure {
     pub at: String,
 }
 
+/// What the mirror last saw of a controller (`<source>/controller.json`): its version and the Jenkins
+/// class of each mirrored item and the folders above them, so that a reader of the mirror can answer as
+/// that controller would (`jam serve` sends the version as `X-Jenkins` and each item's `_class`). Written
+/// by the worker when what it sees changes; "as last seen", never a commitment about any build.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerInfo {
+    /// Layout format version.
+    pub format: u32,
+    /// Source (controller) name.
+    pub source: String,
+    /// The controller's base URL.
+    pub jenkins: String,
+    /// The controller's `X-Jenkins` header, when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `_class` by full name (`team/app`), for the mirrored jobs and every folder above them.
+    #[serde(default)]
+    pub items: BTreeMap<String, String>,
+    /// When this record was written (RFC 3339).
+    pub recorded_at: String,
+}
+
+impl ControllerInfo {
+    /// The record as JSON.
+    pub fn to_json(&self) -> bytes::Bytes {
+        let mut v = serde_json::to_vec_pretty(self).expect("controller info serializes");
+        v.push(b'\n');
+        v.into()
+    }
+
+    /// Whether two records say the same, whenever they were written.
+    pub fn same_as(&self, other: &ControllerInfo) -> bool {
+        (&self.source, &self.jenkins, &self.version, &self.items)
+            == (&other.source, &other.jenkins, &other.version, &other.items)
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -324,5 +362,12 @@ mod tests {
     fn time_formats() {
         assert_eq!(ms_to_rfc3339(1_700_000_000_123), "2023-11-14T22:13:20Z");
         assert!(now_rfc3339().ends_with('Z'));
+    }
+}
+
+impl Versioned for ControllerInfo {
+    const KIND: &'static str = "controller record";
+    fn format(&self) -> u32 {
+        self.format
     }
 }

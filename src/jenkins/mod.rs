@@ -12,6 +12,7 @@
 
 mod error;
 pub mod model;
+pub mod stapler;
 
 pub use error::JenkinsError;
 
@@ -48,6 +49,8 @@ pub struct RequestStats {
     pub retries: AtomicU64,
     /// Answers by HTTP status; 0 counts attempts that got no answer (connection error, timeout).
     statuses: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+    /// The controller's `X-Jenkins` header in the last JSON answer that had one.
+    version: std::sync::Mutex<Option<String>>,
 }
 
 impl RequestStats {
@@ -58,6 +61,17 @@ impl RequestStats {
             .expect("stats lock")
             .entry(status)
             .or_default() += 1;
+    }
+
+    fn saw_version(&self, headers: &header::HeaderMap) {
+        if let Some(v) = headers.get("X-Jenkins").and_then(|v| v.to_str().ok()) {
+            *self.version.lock().expect("stats lock") = Some(v.to_string());
+        }
+    }
+
+    /// The controller's version (`X-Jenkins`) as last seen on a JSON answer.
+    pub fn controller_version(&self) -> Option<String> {
+        self.version.lock().expect("stats lock").clone()
     }
 
     /// Attempts by HTTP status (0: no answer).
@@ -291,6 +305,7 @@ impl JenkinsClient {
             let (resp, _permit) = self
                 .send_with_permit(&url, Some(self.inner.api_timeout), &mut attempt)
                 .await?;
+            self.inner.stats.saw_version(resp.headers());
             let ctype = resp
                 .headers()
                 .get(header::CONTENT_TYPE)

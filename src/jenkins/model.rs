@@ -72,6 +72,8 @@ pub struct PollResult {
     pub jobs: Vec<PolledJob>,
     /// Folders the query did not descend into because they sit deeper than `folder_depth`.
     pub too_deep: Vec<JobPath>,
+    /// Every folder it did descend into, with its `_class`.
+    pub folders: Vec<(JobPath, String)>,
 }
 
 impl PollRoot {
@@ -91,6 +93,8 @@ impl PollRoot {
                         last_completed: item.last_completed_build.flatten().map(|b| b.number),
                     });
                 } else if let Some(children) = item.jobs {
+                    out.folders
+                        .push((JobPath(path.clone()), item.class.unwrap_or_default()));
                     walk(children, &path, out);
                 } else {
                     out.too_deep.push(JobPath(path));
@@ -343,6 +347,13 @@ mod tests {
             (None, None)
         );
         assert_eq!(r.too_deep, vec![JobPath::new(["team", "deep"])]);
+        assert_eq!(
+            r.folders,
+            vec![(
+                JobPath::new(["team"]),
+                "com.cloudbees.hudson.plugins.folder.Folder".to_string()
+            )]
+        );
     }
 
     #[test]

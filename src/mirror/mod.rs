@@ -33,6 +33,7 @@
 
 mod build;
 mod commit;
+mod controller;
 mod poll;
 mod schedule;
 mod stats;

@@ -33,6 +33,8 @@ pub(super) struct Source {
     pub(super) locked_until: Option<Instant>,
     pub(super) lockouts: u32,
     pub(super) warned_deep: HashSet<JobPath>,
+    /// The controller record as last written or read ([`super::controller`]).
+    pub(super) recorded: super::controller::Recorded,
 }
 
 #[derive(Default)]
@@ -97,6 +99,7 @@ impl Source {
             locked_until: None,
             lockouts: 0,
             warned_deep: HashSet::new(),
+            recorded: Default::default(),
         }
     }
 }
@@ -199,6 +202,7 @@ impl Mirror {
         let polled = src.client.poll(src.folder_depth).await?;
         src.locked_until = None;
         src.lockouts = 0;
+        super::controller::note(&self.shared, src, &polled).await;
         for deep in polled.too_deep {
             if src.warned_deep.insert(deep.clone()) {
                 tracing::warn!(

@@ -18,6 +18,8 @@ pub mod counting;
 pub mod journal;
 pub mod lock;
 mod open;
+pub mod presign;
+pub mod read;
 pub mod s3_uploads;
 pub mod versioned;
 pub mod write;
@@ -140,6 +142,8 @@ pub struct Store {
     /// The backend and its multipart API without the counting wrapper (for [`Store::counted_apart`]).
     raw: Arc<dyn ObjectStore>,
     raw_multipart: Option<Arc<dyn MultipartStore>>,
+    /// On S3: signs GET URLs ([`presign`]).
+    presigner: Option<Arc<presign::Presigner>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -174,6 +178,7 @@ impl Store {
             update_lock: Arc::new(tokio::sync::Mutex::new(())),
             stats,
             local_dir: None,
+            presigner: None,
         }
     }
 

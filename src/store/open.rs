@@ -15,7 +15,7 @@ use object_store::{
 };
 use secrecy::ExposeSecret;
 
-use super::{Backend, Store, StoreError, s3_uploads::S3Uploads};
+use super::{Backend, Store, StoreError, presign, s3_uploads::S3Uploads};
 use crate::config::StoreConfig;
 
 impl Store {
@@ -37,6 +37,7 @@ impl Store {
                 ));
             }
             let s3 = build_s3(cfg, bucket).map_err(|e| bad(e.to_string()))?;
+            let presigner = presign::Presigner::new(Arc::new(s3.clone()), prefix);
             let uploads = S3Uploads::new(cfg, &s3, bucket, prefix).map_err(bad)?;
             let prefix = prefix.trim_matches('/');
             let store = if prefix.is_empty() {
@@ -49,6 +50,7 @@ impl Store {
             };
             return Ok(Store {
                 uploads: Some(Arc::new(uploads)),
+                presigner: Some(Arc::new(presigner)),
                 ..store
             });
         }

@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 
 /// How code names a metadata key: the layout's key functions and the documents' file names.
-const METADATA_KEYS: [&str; 8] = [
+const METADATA_KEYS: [&str; 9] = [
     "manifest_key(",
+    "controller_key(",
     "sums_key(",
     "pointer_key(",
     "index_key(",
@@ -67,7 +68,7 @@ fn only_the_archive_writes_metadata() {
     files.sort();
 
     // The scan sees the archive's own writes, so its patterns are not stale.
-    for f in ["commit.rs", "index.rs", "retire.rs"] {
+    for f in ["commit.rs", "index.rs", "retire.rs", "controller.rs"] {
         let c = code(&src.join("archive").join(f));
         assert!(
             names_metadata(&c).is_some() && writes_store(&c).is_some(),
@@ -95,4 +96,71 @@ fn only_the_archive_writes_metadata() {
          archive::Archive):\n{}",
         offenders.join("\n")
     );
+}
+
+/// The worker's poll provides what the mirror records of the controller, the archive writes it: the
+/// version the controller answered with and the class of every mirrored job and of the folders above
+/// it; a cycle that sees nothing new writes nothing.
+#[tokio::test]
+async fn the_poll_records_the_controller_version_and_item_classes() {
+    use crate::harness::{config, layout, mirror_once, scenario};
+    use jam::{archive::Catalog, store::Store};
+    use jenkins_sim::{ArtifactSpec, BuildResult, BuildSpec, ItemSpec, Scenario, Sim};
+
+    let build = || {
+        BuildSpec::finished(1, BuildResult::Success).with_artifact(ArtifactSpec::sized("a.bin", 10))
+    };
+    let sim = Sim::start(
+        scenario()
+            .with_item(
+                ItemSpec::folder("team").with_job(ItemSpec::freestyle("app").with_build(build())),
+            )
+            .with_item(
+                ItemSpec::multibranch("svc")
+                    .with_job(ItemSpec::pipeline("feature/x").with_build(build())),
+            ),
+    );
+    let cfg = config(&sim, "memory://", "");
+    let store = Store::open(&cfg.store).unwrap();
+    assert!(mirror_once(&cfg, &store).await.ok());
+    let catalog = Catalog::new(store.clone());
+    let info = catalog
+        .controller(&layout())
+        .await
+        .unwrap()
+        .expect("a controller record");
+    assert_eq!(
+        info.version.as_deref(),
+        Some(Scenario::default().version.as_str())
+    );
+    assert_eq!(info.jenkins, sim.url());
+    let items: Vec<(&str, &str)> = info
+        .items
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            (
+                "svc",
+                "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"
+            ),
+            (
+                "svc/feature%2Fx",
+                "org.jenkinsci.plugins.workflow.job.WorkflowJob"
+            ),
+            ("team", "com.cloudbees.hudson.plugins.folder.Folder"),
+            ("team/app", "hudson.model.FreeStyleProject"),
+        ]
+    );
+    let puts = |s: &Store| {
+        s.stats().get(
+            jam::store::counting::StoreOp::Put,
+            jam::store::counting::StoreOutcome::Ok,
+        )
+    };
+    let before = puts(&store);
+    assert!(mirror_once(&cfg, &store).await.ok());
+    assert_eq!(puts(&store), before, "an idle cycle rewrites nothing");
 }

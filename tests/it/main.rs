@@ -14,6 +14,7 @@ mod ops;
 mod parsers;
 mod s3_faults;
 mod security;
+mod serve;
 mod soak;
 mod store_contract;
 mod support;

@@ -10,8 +10,9 @@ use std::{
 
 use jam::{config::StoreConfig, store::Store};
 
-/// A test CA and a server certificate for 127.0.0.1 signed by it; returns the CA's PEM path.
-fn make_certs(dir: &Path) -> std::path::PathBuf {
+/// A test CA and a server certificate for 127.0.0.1 signed by it (`leaf.pem`, `leaf.key`); returns the CA's
+/// PEM path.
+pub(crate) fn make_certs(dir: &Path) -> std::path::PathBuf {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)

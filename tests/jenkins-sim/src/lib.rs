@@ -159,24 +159,23 @@
 //!   but only ~0.3 GB/s unoptimized; that is why the workspace root sets
 //!   `[profile.dev.package.jenkins-sim] opt-level = 3`.
 
+pub mod clients;
 pub mod content;
 pub mod control;
 mod export;
 pub mod faults;
-mod json;
 mod model;
-pub mod names;
 pub mod notify;
 pub mod scenario;
 mod server;
 pub mod sim;
-pub mod tree;
-mod zip;
 
 pub use content::{ArtifactReader, Content, Digests, artifact_bytes, digests, md5_hex, sha256_hex};
 pub use control::Command;
 pub use faults::{Fault, FaultAction, RouteKind};
-pub use json::to_jenkins_json;
+/// The exported-bean writer, shared with `jam serve` ([`jam::jenkins::stapler::write`]).
+use jam::jenkins::stapler::write as json;
+pub use jam::jenkins::stapler::{names, to_jenkins_json, tree};
 pub use model::SimError;
 pub use notify::{NoticeRecord, NoticeStyle, Notifier, Phase};
 pub use scenario::{

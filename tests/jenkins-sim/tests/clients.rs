@@ -7,12 +7,9 @@
 //! Needs `JAM_TEST_PYTHON`, a Python with the three clients (`tests/run.sh` exports its venv's).
 //! Without it the test is skipped, except under `CI=true`, where it fails.
 
+use jenkins_sim::clients::{python, run_clients};
 use jenkins_sim::*;
 use serde_json::{Value, json};
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const APP: &str = "team/app";
 const BRANCH: &str = "team/svc/feature%2Fx";
@@ -57,81 +54,6 @@ fn scenario() -> Scenario {
                 .with_job(ItemSpec::multibranch("svc").with_job(branch)),
         )
         .with_item(unicode)
-}
-
-/// `$JAM_TEST_PYTHON`, or `None` (skip) when unset; under `CI=true` a missing one fails.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("JAM_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "JAM_TEST_PYTHON is not set and CI=true: run the suite through tests/run.sh, which \
-             exports its venv's python with python-jenkins, jenkinsapi and api4jenkins"
-        ),
-        _ => {
-            eprintln!(
-                "skipping the real-client test: JAM_TEST_PYTHON is not set (tests/run.sh exports \
-                 a venv python with python-jenkins, jenkinsapi and api4jenkins)"
-            );
-            None
-        }
-    }
-}
-
-/// Runs the client script and returns its JSON document (panics with its output on failure).
-fn run_clients(python: &Path, base: &str, spec: &Value) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/jenkins_clients.py");
-    let mut cmd = Command::new(python);
-    cmd.arg(&script)
-        .args(["--url", base, "--user", "alice", "--token", "11aaaa"])
-        .arg("--spec")
-        .arg(spec.to_string())
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {} {}: {e}", python.display(), script.display()));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("jenkins_clients.py still running after 300 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (stdout, stderr) = (reader.join().unwrap(), err_reader.join().unwrap());
-    assert!(
-        status.success(),
-        "jenkins_clients.py failed ({status}):\n{stderr}\n--- stdout ---\n{stdout}"
-    );
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("jenkins_clients.py printed no JSON ({e}):\n{stdout}"))
 }
 
 /// What every client must report for one job.
@@ -235,7 +157,7 @@ fn python_jenkins_jenkinsapi_and_api4jenkins_read_what_the_scenario_holds() {
         ],
         "strict_fingerprints": true,
     });
-    let doc = run_clients(&python, &sim.url(), &spec);
+    let doc = run_clients(&python, &sim.url(), ("alice", "11aaaa"), &spec);
     assert_eq!(doc["errors"], json!([]), "{doc:#}");
     assert_eq!(
         doc["versions"],

@@ -8,7 +8,8 @@ use crate::names::name_encode;
 use crate::scenario::{
     ArtifactSpec, BuildResult, BuildSpec, CauseSpec, GitSpec, ItemKind, ItemSpec, ParamSpec,
 };
-use std::collections::{BTreeMap, HashMap};
+pub(crate) use jam::jenkins::stapler::PERMALINKS;
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 /// One archived file.
@@ -94,50 +95,10 @@ impl Build {
     }
 }
 
-/// `Run.ArtifactList.computeDisplayName`: shortest unambiguous suffix, `null` above 20.
+/// `Run.ArtifactList.computeDisplayName` ([`jam::jenkins::stapler::artifacts::display_paths`]).
 fn compute_display_paths(arts: &[Arc<Artifact>]) -> Vec<Option<String>> {
-    const LIST_CUTOFF: usize = 20;
-    if arts.len() > LIST_CUTOFF {
-        return vec![None; arts.len()];
-    }
-    let tokens: Vec<Vec<&str>> = arts
-        .iter()
-        .map(|a| {
-            a.path
-                .split(['/', '\\'])
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .collect();
-    let max_depth = tokens.iter().map(|t| t.len()).max().unwrap_or(0);
-    let mut len = vec![1usize; arts.len()];
-    let combine = |t: &[&str], n: usize| t[t.len().saturating_sub(n)..].join("/");
-    let mut depth = 0;
-    loop {
-        let mut collision = false;
-        let mut names: HashMap<String, isize> = HashMap::new();
-        for i in 0..tokens.len() {
-            let d = combine(&tokens[i], len[i]);
-            if let Some(j) = names.insert(d.clone(), i as isize) {
-                collision = true;
-                if j >= 0 {
-                    len[j as usize] += 1;
-                }
-                len[i] += 1;
-                names.insert(d, -1);
-            }
-        }
-        let go_on = collision && depth < max_depth;
-        depth += 1;
-        if !go_on {
-            break;
-        }
-    }
-    tokens
-        .iter()
-        .zip(&len)
-        .map(|(t, &n)| Some(combine(t, n)))
-        .collect()
+    let paths: Vec<&str> = arts.iter().map(|a| a.path.as_str()).collect();
+    jam::jenkins::stapler::artifacts::display_paths(&paths)
 }
 
 #[derive(Debug)]
@@ -154,16 +115,6 @@ pub(crate) struct Item {
     /// Child of a multibranch project (a branch job).
     pub is_branch: bool,
 }
-
-pub(crate) const PERMALINKS: [&str; 7] = [
-    "lastBuild",
-    "lastCompletedBuild",
-    "lastFailedBuild",
-    "lastStableBuild",
-    "lastSuccessfulBuild",
-    "lastUnstableBuild",
-    "lastUnsuccessfulBuild",
-];
 
 impl Item {
     pub(crate) fn display(&self) -> &str {
@@ -470,39 +421,6 @@ pub(super) fn artifact_from_spec(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn arts(paths: &[&str]) -> Vec<Arc<Artifact>> {
-        paths
-            .iter()
-            .map(|p| Arc::new(artifact_from_spec(&ArtifactSpec::sized(p, 1), "j", 1, 0).unwrap()))
-            .collect()
-    }
-
-    #[test]
-    fn display_paths_disambiguate() {
-        let a = arts(&["docs/README.txt", "README.txt", "build/libs/app.jar"]);
-        let d = compute_display_paths(&a);
-        assert_eq!(d[0].as_deref(), Some("docs/README.txt"));
-        assert_eq!(d[1].as_deref(), Some("README.txt"));
-        assert_eq!(d[2].as_deref(), Some("app.jar"));
-        let a = arts(&["f/g.xml", "i/g.xml"]);
-        let d = compute_display_paths(&a);
-        assert_eq!(d[0].as_deref(), Some("f/g.xml"));
-        assert_eq!(d[1].as_deref(), Some("i/g.xml"));
-        let many: Vec<String> = (0..21).map(|i| format!("f{i}.bin")).collect();
-        let refs: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
-        assert!(
-            compute_display_paths(&arts(&refs))
-                .iter()
-                .all(|d| d.is_none())
-        );
-        let refs20 = &refs[..20];
-        assert!(
-            compute_display_paths(&arts(refs20))
-                .iter()
-                .all(|d| d.is_some())
-        );
-    }
 
     #[test]
     fn artifact_order_is_depth_first_case_insensitive() {

@@ -14,11 +14,13 @@
 
 use crate::json::{Flavor, write};
 use crate::model::{Model, Who};
-use crate::names::{parse_query, raw_encode};
-use crate::tree::{Pruner, parse_tree};
+use crate::names::raw_encode;
+use crate::tree::Pruner;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+pub(super) use jam::jenkins::stapler::api_flavor;
+use jam::jenkins::stapler::{ApiError, render};
 use serde_json::Value;
 
 /// A bare HTML page without Jenkins' headers (container error pages, injected faults).
@@ -174,25 +176,15 @@ pub(super) fn forbidden(m: &Model, who: &Who, path: &str) -> Response {
     r
 }
 
-/// The flavour named by the last segment of `…/api/<seg>`, if it is one the simulator serves.
-pub(super) fn api_flavor(seg: &str) -> Option<Flavor> {
-    match seg {
-        "json" => Some(Flavor::Json),
-        "python" => Some(Flavor::Python),
-        _ => None,
-    }
-}
-
 /// `Api.setHeaders` plus the flavour's `Content-Type` (stapler `Flavor`).
-fn api_response(m: &Model, v: &Value, flavor: Flavor, pretty: bool) -> Response {
-    let mut r = Response::new(Body::from(write(v, flavor, pretty)));
+fn api_response(m: &Model, text: String, flavor: Flavor) -> Response {
+    let mut r = Response::new(Body::from(text));
     version_headers(m, &mut r);
-    let content_type = match flavor {
-        Flavor::Python => "text/x-python;charset=UTF-8",
-        _ => "application/json;charset=UTF-8",
-    };
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(flavor.content_type()),
+    );
     h.insert(
         "X-Content-Type-Options",
         HeaderValue::from_static("nosniff"),
@@ -210,33 +202,16 @@ pub(super) fn api(
     f: impl FnOnce(Pruner<'_>) -> Value,
 ) -> Response {
     let flavor = api_flavor(seg).unwrap_or(Flavor::Json);
-    let params = parse_query(query);
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    if flavor == Flavor::Json && get("jsonp").is_some() {
+    match render(flavor, query, f) {
+        Ok(text) => api_response(m, text, flavor),
         // `Api.doJson`: `sendError(403, …)` before any header is set.
-        return html(
+        Err(e @ ApiError::Jsonp) => html(
             StatusCode::FORBIDDEN,
             "Error 403 Forbidden",
-            "<h2>HTTP ERROR 403 jsonp forbidden; implement jenkins.security.SecureRequester</h2>",
-        );
+            &format!("<h2>HTTP ERROR 403 {e}</h2>"),
+        ),
+        Err(e) => oops(m, &e.to_string()),
     }
-    let pretty = get("pretty").is_some();
-    let v = if let Some(t) = get("tree") {
-        match parse_tree(t) {
-            Ok(tree) => f(Pruner::Tree(&tree.children)),
-            Err(e) => return oops(m, &e.to_string()),
-        }
-    } else {
-        let depth = match get("depth") {
-            None => 0,
-            Some(d) => match d.parse::<i32>() {
-                Ok(d) => d,
-                Err(_) => return oops(m, "Depth parameter must be a number"),
-            },
-        };
-        f(Pruner::for_depth(depth))
-    };
-    api_response(m, &v, flavor, pretty)
 }
 
 /// A Jackson-written JSON answer as pipeline-rest-api's `JsonResponse` sends it.

@@ -14,6 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
+use jam::jenkins::stapler::artifacts;
+use jam::zip::{ZipEntry, zip_stream};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -24,24 +26,7 @@ const CSP: &str =
 /// Immediate children of directory `dir` (`""` = root): `(name, is_dir)`, sorted
 /// case-insensitively.
 fn dir_children(arts: &[Arc<Artifact>], dir: &str) -> Vec<(String, bool)> {
-    let mut out: Vec<(String, bool)> = Vec::new();
-    for a in arts {
-        let rest = if dir.is_empty() {
-            Some(a.path.as_str())
-        } else {
-            a.path.strip_prefix(dir).and_then(|r| r.strip_prefix('/'))
-        };
-        let Some(rest) = rest else { continue };
-        let (name, is_dir) = match rest.split_once('/') {
-            Some((d, _)) => (d, true),
-            None => (rest, false),
-        };
-        if !out.iter().any(|(n, _)| n == name) {
-            out.push((name.to_string(), is_dir));
-        }
-    }
-    out.sort_by_key(|(n, _)| n.to_lowercase());
-    out
+    artifacts::dir_children(arts.iter().map(|a| a.path.as_str()), dir)
 }
 
 pub(super) fn request_base(sh: &Shared, headers: &HeaderMap) -> String {
@@ -97,10 +82,15 @@ pub(super) fn artifact_route(
         if entries.is_empty() {
             return not_found(m);
         }
-        let mut resp = Response::new(Body::from_stream(crate::zip::zip_stream(
-            entries,
-            b.end_time(),
-        )));
+        let entries = entries.into_iter().map(|(name, a)| {
+            Ok(ZipEntry {
+                name,
+                size: a.content.len(),
+                body: body_stream(a.clone(), 0, a.content.len()),
+            })
+        });
+        let zip = zip_stream(futures::stream::iter(entries), b.end_time());
+        let mut resp = Response::new(Body::from_stream(zip));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/zip"),
@@ -170,26 +160,6 @@ pub(super) fn artifact_route(
             raw_encode(&zip_name)
         ),
     )
-}
-
-fn content_type(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("txt" | "log" | "md") => "text/plain;charset=UTF-8",
-        Some("html" | "htm") => "text/html;charset=UTF-8",
-        Some("css") => "text/css;charset=UTF-8",
-        Some("csv") => "text/csv;charset=UTF-8",
-        Some("json") => "application/json",
-        Some("xml") => "application/xml",
-        Some("jar") => "application/java-archive",
-        Some("zip") => "application/zip",
-        Some("gz" | "tgz") => "application/gzip",
-        Some("tar") => "application/x-tar",
-        Some("js") => "text/javascript;charset=UTF-8",
-        Some("png") => "image/png",
-        Some("pdf") => "application/pdf",
-        _ => "application/octet-stream",
-    }
 }
 
 pub(super) fn http_date(ms: i64) -> String {
@@ -281,7 +251,7 @@ pub(super) fn jenkins_file_response(a: Arc<Artifact>, r: &Req<'_>, csp: bool) ->
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(&a.file_name)),
+        HeaderValue::from_static(artifacts::content_type(&a.file_name)),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     if let Ok(v) = HeaderValue::from_str(&lm) {

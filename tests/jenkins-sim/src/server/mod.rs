@@ -9,7 +9,7 @@ mod redirects;
 use crate::export;
 use crate::faults::{BodyStream, FaultSet, RouteKind, damage};
 use crate::model::{Model, Who, now_ms};
-use crate::names::split_path;
+use crate::names::{request_root, split_path};
 use crate::notify::{NoticeRecord, NotifierSet};
 use crate::scenario::ItemKind;
 use answers::{
@@ -224,47 +224,6 @@ fn authenticate(m: &Model, headers: &HeaderMap) -> Result<Who, Response> {
 }
 
 // ----- the controller -----
-
-/// `Jenkins.getRootUrlFromRequest`: the scheme from `X-Forwarded-Proto` (else `http`); the host
-/// from `X-Forwarded-Host`, else the `Host` header (the listen address when there is none); the
-/// port from `X-Forwarded-Port`, else a `:port` on that host, else the `Host` header's (80 if
-/// it has none), left out when it is the scheme's default. The context path is always `/`.
-fn request_root(headers: &HeaderMap, listen_url: &str) -> String {
-    let first = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let split = |h: &str| -> (String, Option<u16>) {
-        match h.rsplit_once(':') {
-            Some((name, port)) if !h.ends_with(']') => (name.to_string(), port.parse().ok()),
-            _ => (h.to_string(), None),
-        }
-    };
-    let listen = listen_url
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    let (server_name, server_port) = split(first(header::HOST.as_str()).unwrap_or(listen));
-    let scheme = first("X-Forwarded-Proto").unwrap_or("http");
-    let (host, mut port) = match first("X-Forwarded-Host") {
-        Some(h) => {
-            let (name, p) = split(h);
-            (name, p.or(server_port))
-        }
-        None => (server_name, server_port),
-    };
-    if let Some(p) = first("X-Forwarded-Port").and_then(|p| p.parse().ok()) {
-        port = Some(p);
-    }
-    let default = if scheme == "https" { 443 } else { 80 };
-    match port.unwrap_or(80) {
-        p if p == default => format!("{scheme}://{host}/"),
-        p => format!("{scheme}://{host}:{p}/"),
-    }
-}
 
 /// One request to the controller, once authenticated: who asks and the root of `url` fields.
 struct Call<'a> {

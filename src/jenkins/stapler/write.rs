@@ -1,4 +1,4 @@
-//! Writing exported objects: a pruner-aware object builder, and one text writer with a
+//! Writing exported objects: a pruner-aware object builder ([`Obj`]), and one text writer with a
 //! [`Flavor`] switch for the four dialects a Jenkins controller speaks:
 //!
 //! * Stapler's `JSONDataWriter` (`…/api/json`): compact, or `?pretty` with `"key" : value` and
@@ -10,20 +10,20 @@
 //! * Gson's defaults (the Notification plugin): compact, null members left out, HTML-safe
 //!   (`< > & = '` as `\u003c …`), `\u2028`/`\u2029` and C0 controls escaped.
 
-use crate::tree::Pruner;
+use super::tree::Pruner;
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 
 /// Builds one exported object: `_class` first, then properties in the order they are added,
 /// each written only if the pruner accepts it (values are computed lazily).
-pub(crate) struct Obj<'t> {
+pub struct Obj<'t> {
     p: Pruner<'t>,
     map: Map<String, Value>,
 }
 
 impl<'t> Obj<'t> {
     /// A new object; `class` is written as `_class` when given.
-    pub(crate) fn new(p: Pruner<'t>, class: Option<&str>) -> Self {
+    pub fn new(p: Pruner<'t>, class: Option<&str>) -> Self {
         let mut map = Map::new();
         if let Some(c) = class {
             map.insert("_class".into(), Value::String(c.into()));
@@ -32,12 +32,7 @@ impl<'t> Obj<'t> {
     }
 
     /// A property holding a scalar or a nested object.
-    pub(crate) fn put(
-        &mut self,
-        name: &str,
-        vis: i32,
-        f: impl FnOnce(Pruner<'t>) -> Value,
-    ) -> &mut Self {
+    pub fn put(&mut self, name: &str, vis: i32, f: impl FnOnce(Pruner<'t>) -> Value) -> &mut Self {
         if let Some((child, _)) = self.p.accept(name, vis, false) {
             self.map.insert(name.into(), f(child));
         }
@@ -45,12 +40,12 @@ impl<'t> Obj<'t> {
     }
 
     /// A scalar property (value computed only when written).
-    pub(crate) fn val(&mut self, name: &str, vis: i32, f: impl FnOnce() -> Value) -> &mut Self {
+    pub fn val(&mut self, name: &str, vis: i32, f: impl FnOnce() -> Value) -> &mut Self {
         self.put(name, vis, |_| f())
     }
 
     /// An array property; the `tree` range applies to its elements.
-    pub(crate) fn list<T, I: Iterator<Item = T>>(
+    pub fn list<T, I: Iterator<Item = T>>(
         &mut self,
         name: &str,
         vis: i32,
@@ -66,14 +61,14 @@ impl<'t> Obj<'t> {
     }
 
     /// The finished object.
-    pub(crate) fn done(self) -> Value {
+    pub fn done(self) -> Value {
         Value::Object(self.map)
     }
 }
 
 /// A text dialect for exported values (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavor {
+pub enum Flavor {
     /// Stapler `api/json`.
     Json,
     /// Stapler `api/python`.
@@ -85,6 +80,16 @@ pub(crate) enum Flavor {
 }
 
 impl Flavor {
+    /// The `Content-Type` of an answer in this flavour (stapler `Flavor`; pipeline-rest-api's
+    /// `JsonResponse` for Jackson, the Notification plugin's POST for Gson).
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Flavor::Json | Flavor::Gson => "application/json;charset=UTF-8",
+            Flavor::Python => "text/x-python;charset=UTF-8",
+            Flavor::Jackson => "application/json; charset=UTF-8",
+        }
+    }
+
     fn null(self) -> &'static str {
         match self {
             Flavor::Python => "None",
@@ -109,7 +114,7 @@ pub fn to_jenkins_json(v: &Value, pretty: bool) -> String {
 
 /// Serializes `v` in `flavor`; `pretty` is Stapler's `?pretty` layout (the other writers are
 /// always compact).
-pub(crate) fn write(v: &Value, flavor: Flavor, pretty: bool) -> String {
+pub fn write(v: &Value, flavor: Flavor, pretty: bool) -> String {
     let pretty = pretty && matches!(flavor, Flavor::Json | Flavor::Python);
     let mut out = String::with_capacity(256);
     write_value(&mut out, v, flavor, pretty, 0);

@@ -1,4 +1,5 @@
-//! Stapler's `tree` query parameter and the `depth`/visibility rules (API.md §2.2, §2.3).
+//! Stapler's `tree` query parameter and the `depth`/visibility rules (Stapler's `NamedPathPruner`,
+//! `Range` and `TreePruner.ByDepth`).
 //!
 //! Grammar (`NamedPathPruner`):
 //!

@@ -1,47 +1,17 @@
-//! Name and URL encoding the way Jenkins does it.
+//! Names and request paths the way Jenkins reads and writes them.
 //!
-//! * [`raw_encode`] is `hudson.Util.rawEncode`: one URL path segment per item name.
+//! * `raw_encode` (re-exported from [`crate::format::layout`]) is `hudson.Util.rawEncode`: one URL path
+//!   segment per item name.
 //! * [`name_encode`]/[`name_decode`] are branch-api's `NameEncoder`: a multibranch project stores
 //!   branch `feature/x` as the item named `feature%2Fx`.
 //! * Request paths are split on `/` while still raw, then each segment is percent-decoded, so
-//!   `%2F` stays inside one segment (Stapler's `TokenList`).
+//!   `%2F` stays inside one segment (Stapler's `TokenList`): [`split_path`].
+//! * [`request_root`] is `Jenkins.getRootUrlFromRequest`: the root of `url` fields when no root URL is
+//!   configured.
 
 use percent_encoding::percent_decode_str;
 
-/// `hudson.Util.rawEncode`: keeps `A-Z a-z 0-9 ! $ & ' ( ) * + , - . = @ _`, percent-encodes
-/// everything else (UTF-8 bytes, uppercase hex).
-pub fn raw_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for &b in s.as_bytes() {
-        let keep = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b'-'
-                    | b'.'
-                    | b'='
-                    | b'@'
-                    | b'_'
-            );
-        if keep {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX_UP[(b >> 4) as usize] as char);
-            out.push(HEX_UP[(b & 15) as usize] as char);
-        }
-    }
-    out
-}
-
-const HEX_UP: &[u8; 16] = b"0123456789ABCDEF";
+pub use crate::format::layout::raw_encode;
 
 /// branch-api `NameEncoder.encode`: escapes `# % / ? [ ] \`; `""` → `%00`, `.` → `%2E`,
 /// `..` → `%2E.`.
@@ -134,15 +104,54 @@ pub fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `Jenkins.getRootUrlFromRequest`: the scheme from `X-Forwarded-Proto` (else `http`); the host
+/// from `X-Forwarded-Host`, else the `Host` header (`listen`, the listen address, when there is none); the
+/// port from `X-Forwarded-Port`, else a `:port` on that host, else the `Host` header's (80 if
+/// it has none), left out when it is the scheme's default. The context path is always `/`.
+pub fn request_root(headers: &http::HeaderMap, listen: &str) -> String {
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let split = |h: &str| -> (String, Option<u16>) {
+        match h.rsplit_once(':') {
+            Some((name, port)) if !h.ends_with(']') => (name.to_string(), port.parse().ok()),
+            _ => (h.to_string(), None),
+        }
+    };
+    let listen = listen
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    let (server_name, server_port) = split(first(http::header::HOST.as_str()).unwrap_or(listen));
+    let scheme = first("X-Forwarded-Proto").unwrap_or("http");
+    let (host, mut port) = match first("X-Forwarded-Host") {
+        Some(h) => {
+            let (name, p) = split(h);
+            (name, p.or(server_port))
+        }
+        None => (server_name, server_port),
+    };
+    if let Some(p) = first("X-Forwarded-Port").and_then(|p| p.parse().ok()) {
+        port = Some(p);
+    }
+    let default = if scheme == "https" { 443 } else { 80 };
+    match port.unwrap_or(80) {
+        p if p == default => format!("{scheme}://{host}/"),
+        p => format!("{scheme}://{host}:{p}/"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn raw_encode_examples() {
-        assert_eq!(raw_encode("My Team"), "My%20Team");
-        assert_eq!(raw_encode("Déploiement"), "D%C3%A9ploiement");
-        assert_eq!(raw_encode("feature%2Fx"), "feature%252Fx");
         assert_eq!(raw_encode("a!$&'()*+,-.=@_z"), "a!$&'()*+,-.=@_z");
         assert_eq!(raw_encode("a/b:c;d?e#f~"), "a%2Fb%3Ac%3Bd%3Fe%23f%7E");
     }
