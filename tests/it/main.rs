@@ -6,6 +6,7 @@ mod config_files;
 mod faults;
 mod harness;
 mod jenkins_client;
+mod memory;
 mod messages;
 mod mirror;
 mod mirror_s3;
