@@ -1,12 +1,14 @@
-//! `jam mirror`: runs the worker until stopped, or for one cycle with `--once`.
+//! `jam mirror`: runs the worker until stopped, or for one cycle with `--once`. At a terminal it shows
+//! a live display of the work ([`super::display`]) unless `--quiet` or `--log-format json`.
 
-use std::time::Duration;
+use std::{io::IsTerminal, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
+use super::display::{self, Display};
 use crate::{
-    config::{Env, Overrides, parse_duration},
-    error::exit,
+    config::{Config, Env, Overrides, parse_duration},
+    error::{Error, exit},
     mirror::Mirror,
     ops,
     store::Store,
@@ -30,6 +32,9 @@ pub struct MirrorArgs {
     /// Serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9184 [config: mirror.listen]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// No live display at a terminal (log lines only; --log-level sets how many)
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// Runs `jam mirror`.
@@ -38,12 +43,21 @@ pub fn run(args: MirrorArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Resu
     flags.jenkins_user = args.user;
     flags.poll_interval = args.poll_interval;
     flags.listen = args.listen;
-    let cfg = super::load(&flags, env)?;
+    let cfg = Config::load(&flags, env)?;
+    let live = display::wanted(args.quiet, cfg.log.format, std::io::stderr().is_terminal())
+        .then(Display::new);
+    match &live {
+        Some(d) => ops::telemetry::init_with_writer(&cfg.log, d.log_writer()),
+        None => ops::telemetry::init(&cfg.log),
+    }
+    .map_err(Error::Usage)?;
     let store = Store::open(&cfg.store)?;
     let rt = super::runtime()?;
     rt.block_on(async move {
         store.probe().await?;
         let mirror = Mirror::new(&cfg, store.clone())?;
+        let stop_display = CancellationToken::new();
+        let display = live.map(|d| d.run(mirror.stats(), mirror.board(), stop_display.clone()));
         let shutdown = CancellationToken::new();
         let abort = mirror.abort_token();
         tokio::spawn(signals(shutdown.clone(), abort));
@@ -71,6 +85,10 @@ pub fn run(args: MirrorArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Resu
             "jam mirror starting"
         );
         let summary = mirror.run(args.once, shutdown).await;
+        stop_display.cancel();
+        if let Some(d) = display {
+            let _ = d.await;
+        }
         stop_endpoint.cancel();
         if let Some(task) = endpoint {
             match task.await {

@@ -55,7 +55,10 @@ use crate::{
 };
 
 use poll::Source;
-pub use stats::{ControllerBoard, ControllerStatus, Stats};
+pub use stats::{
+    ControllerBoard, ControllerStatus, InFlight, Progress, Stats, Transfer, TransferGuard,
+    Transfers,
+};
 
 /// Why a build could not be mirrored this time.
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +266,11 @@ impl Mirror {
     /// The worker's counters.
     pub fn stats(&self) -> Arc<Stats> {
         self.shared.stats.clone()
+    }
+
+    /// The per-controller gauges (pending builds, lag; the live display reads them with the stats).
+    pub fn board(&self) -> Arc<ControllerBoard> {
+        self.shared.board.clone()
     }
 
     /// The byte budget (its use is a metric).

@@ -3,6 +3,7 @@
 mod archive_owner;
 mod cli;
 mod config_files;
+mod display;
 mod faults;
 mod harness;
 mod jenkins_client;
