@@ -51,11 +51,6 @@ fn main() {
     let sim = SimProc::start(&env, &sc, dir);
     // The simulator hashes fingerprinted content lazily, on the first request that needs it: pay that now.
     sim.get("job/bench/1/api/json?tree=fingerprint[hash,fileName]");
-    fs::write(
-        dir.join("no-fingerprints.toml"),
-        "[mirror]\nverify_fingerprints = false\n",
-    )
-    .unwrap();
     let servers = Servers {
         env: &env,
         s3: None,
@@ -129,15 +124,8 @@ fn main() {
                     c.env_clear()
                         .env("PATH", std::env::var("PATH").unwrap_or_default())
                         .env("HOME", dir)
-                        .current_dir(dir)
-                        .env("JAM_STORE", &store)
-                        .env("JENKINS_URL", &sim.url)
-                        .env("JENKINS_USER", USER)
-                        .env("JENKINS_API_TOKEN", TOKEN);
-                    if !fingerprints {
-                        c.arg("--config").arg(dir.join("no-fingerprints.toml"));
-                    }
-                    c.args(["--log-format", "json", "mirror", "--once"]);
+                        .env("JAM_STORE", &store);
+                    common::mirror_once(&mut c, &sim, dir, fingerprints);
                     let run = servers.measure(&mut c, &log, false);
                     check_stored(&store, size);
                     let _ = fs::remove_dir_all(&store);

@@ -184,11 +184,6 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
     } else {
         ""
     };
-    fs::write(
-        dir.join("no-fingerprints.toml"),
-        "[mirror]\nverify_fingerprints = false\n",
-    )
-    .expect("write config");
     let mut tools: Vec<(Kind, ToolResult)> = vec![
         (
             Kind::Jam { fingerprints: true },
@@ -302,15 +297,8 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
                 Kind::Jam { fingerprints } => {
                     let mut c = super::jam_command(env, opts, r == 0 && fingerprints, &spec.name);
                     s3.s3_env(&mut c);
-                    c.current_dir(dir)
-                        .env("JAM_STORE", format!("s3://{BUCKET}/{prefix}"))
-                        .env("JENKINS_URL", &sim.url)
-                        .env("JENKINS_USER", USER)
-                        .env("JENKINS_API_TOKEN", TOKEN);
-                    if !fingerprints {
-                        c.arg("--config").arg(dir.join("no-fingerprints.toml"));
-                    }
-                    c.args(["--log-format", "json", "mirror", "--once"]);
+                    c.env("JAM_STORE", format!("s3://{BUCKET}/{prefix}"));
+                    super::mirror_once(&mut c, &sim, dir, fingerprints);
                     let run = servers.measure(&mut c, &log, false);
                     if r == 0 {
                         let keys = s3.list(&prefix);

@@ -809,6 +809,22 @@ impl StaticServer {
 // ---------------------------------------------------------------------------------------------------------
 // Measuring one command
 
+/// Makes `c` (a jam command) `jam [--config no-fingerprints.toml] --log-format json mirror --once` against
+/// the simulator; without `fingerprints`, `dir` holds `no-fingerprints.toml` (`verify_fingerprints =
+/// false`), which this writes.
+pub fn mirror_once(c: &mut Command, sim: &SimProc, dir: &Path, fingerprints: bool) {
+    c.current_dir(dir)
+        .env("JENKINS_URL", &sim.url)
+        .env("JENKINS_USER", USER)
+        .env("JENKINS_API_TOKEN", TOKEN);
+    if !fingerprints {
+        let cfg = dir.join("no-fingerprints.toml");
+        fs::write(&cfg, "[mirror]\nverify_fingerprints = false\n").expect("write config");
+        c.arg("--config").arg(cfg);
+    }
+    c.args(["--log-format", "json", "mirror", "--once"]);
+}
+
 /// The jam binary as a command; with `--perf` and `record` (jam's first run of a workload), under
 /// `perf record -g` into `target/jam-bench/<name>-jam.perf.data`.
 pub fn jam_command(env: &Env, opts: &Opts, record: bool, name: &str) -> Command {
