@@ -1,5 +1,5 @@
 //! Bench workload `big`: one build with one 2 GiB artifact (1 GiB in `--quick`), moved by jam and by the
-//! tools users would run instead. `cargo bench --bench big [-- --quick] [--runs N]`.
+//! tools users would run instead. `cargo bench --bench big [-- --quick] [--runs N] [--perf] [--readme]`.
 
 mod common;
 

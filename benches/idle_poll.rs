@@ -2,7 +2,7 @@
 //! folders three deep, nothing new. `jam mirror` runs with a 1 s poll interval; once its first cycle is
 //! done, the simulator's request log and the CPU times of jam, the simulator and the S3 server are taken
 //! over a window of cycles. Beside it, the poller people write by hand: one `lastBuild` request per job,
-//! with curl in parallel. `cargo bench --bench idle-poll [-- --quick] [--runs N]`.
+//! with curl in parallel. `cargo bench --bench idle-poll [-- --quick] [--runs N] [--readme]`.
 
 mod common;
 
@@ -197,7 +197,11 @@ fn curl_idle(env: &Env, s3: &Seaweed, jobs: usize, dir: &std::path::Path) -> Cur
     }
     let file = dir.join(format!("poll-{jobs}.curl"));
     fs::write(&file, list).expect("write curl list");
-    let servers = Servers { env, s3, sim: &sim };
+    let servers = Servers {
+        env,
+        s3: Some(s3),
+        sim: &sim,
+    };
     let log = dir.join(format!("curl-idle-{jobs}.log"));
     let run = servers.measure(
         Command::new("curl")

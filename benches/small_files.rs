@@ -1,5 +1,5 @@
 //! Bench workload `small-files`: one build with 5,000 artifacts of 8 KiB (2,000 in `--quick`), moved by jam
-//! and by the tools users would run instead. `cargo bench --bench small-files [-- --quick] [--runs N]`.
+//! and by the tools users would run instead. `cargo bench --bench small-files [-- --quick] [--runs N] [--perf] [--readme]`.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Bench workload `typical`: 20 builds (4 in `--quick`), each 1 × 200 MiB + 10 × 5 MiB + 50 × 64 KiB, moved
-//! by jam and by the tools users would run instead. `cargo bench --bench typical [-- --quick] [--runs N]`.
+//! by jam and by the tools users would run instead. `cargo bench --bench typical [-- --quick] [--runs N] [--perf] [--readme]`.
 
 mod common;
 

@@ -1,7 +1,9 @@
 //! Mirror workloads (big, typical, small-files): the same generated artifacts served by the simulator,
 //! written once to disk for the tools that upload local files, and moved by jam and by every peer in turn
 //! (round-robin, so machine noise spreads over all of them), each run into its own prefix of one bucket
-//! that is emptied (and vacuumed) after it.
+//! that is emptied (and vacuumed) after it. jam runs twice per round, with the fingerprint check (MD5) and
+//! without it (SHA-256 only); `sha256sum` and `md5sum` over the same files on disk give the CPU cost of
+//! each digest for the pipeline of peers that does the work jam does (curl + the digests + s5cmd).
 
 use std::{
     fmt::Write as _,
@@ -18,6 +20,29 @@ use super::{
     BUCKET, Env, Opts, Report, Run, Seaweed, Servers, SimProc, StaticServer, TOKEN, Target,
     ToolResult, USER,
 };
+
+/// What a tool of a mirror workload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Jam {
+        fingerprints: bool,
+    },
+    CurlSim,
+    CurlWeb,
+    S5cmd,
+    /// `sha256sum` or `md5sum` over the files: the single-core speed of a digest jam computes.
+    Hash(&'static str),
+    Aws,
+    Rclone,
+    Script,
+}
+
+impl Kind {
+    /// Whether it writes into the bucket (its prefix is emptied after each run).
+    fn uploads(self) -> bool {
+        !matches!(self, Kind::CurlSim | Kind::CurlWeb | Kind::Hash(_))
+    }
+}
 
 /// One generated artifact.
 #[derive(Debug, Clone)]
@@ -123,7 +148,7 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
     let web = StaticServer::start(&files, &dir.join("http.server.log"));
     let servers = Servers {
         env,
-        s3: &s3,
+        s3: Some(&s3),
         sim: &sim,
     };
 
@@ -159,54 +184,104 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
     } else {
         ""
     };
-    let mut tools = vec![
-        ToolResult::new(
-            "jam mirror --once",
-            "jam --log-format json mirror --once (default settings)",
-            bytes,
-            count,
+    let mut tools: Vec<(Kind, ToolResult)> = vec![
+        (
+            Kind::Jam { fingerprints: true },
+            ToolResult::new(
+                "jam mirror --once",
+                "jam --log-format json mirror --once (default settings: fingerprints checked)",
+                bytes,
+                count,
+            ),
         ),
-        ToolResult::new(
-            "curl ← simulator (source bound)",
-            &format!("curl -u user:token{parallel} -K urls (output /dev/null)"),
-            bytes,
-            count,
+        (
+            Kind::Jam {
+                fingerprints: false,
+            },
+            ToolResult::new(
+                "jam mirror --once (fingerprints off)",
+                "the same with verify_fingerprints = false (SHA-256 only)",
+                bytes,
+                count,
+            ),
         ),
-        ToolResult::new(
-            "curl ← http.server (static files)",
-            &format!("python3 -m http.server; curl{parallel} -K urls (output /dev/null)"),
-            bytes,
-            count,
+        (
+            Kind::CurlSim,
+            ToolResult::new(
+                "curl ← simulator (source bound)",
+                &format!("curl -u user:token{parallel} -K urls (output /dev/null)"),
+                bytes,
+                count,
+            ),
         ),
-        ToolResult::new(
-            "s5cmd cp (sink bound)",
-            "s5cmd cp 'files/*' s3://bucket/prefix/",
-            bytes,
-            count,
+        (
+            Kind::CurlWeb,
+            ToolResult::new(
+                "curl ← http.server (static files)",
+                &format!("python3 -m http.server; curl{parallel} -K urls (output /dev/null)"),
+                bytes,
+                count,
+            ),
         ),
-        ToolResult::new(
-            "aws s3 cp --recursive",
-            "aws s3 cp --recursive files s3://bucket/prefix/",
-            bytes,
-            count,
+        (
+            Kind::S5cmd,
+            ToolResult::new(
+                "s5cmd cp (sink bound)",
+                "s5cmd cp 'files/*' s3://bucket/prefix/",
+                bytes,
+                count,
+            ),
         ),
-        ToolResult::new(
-            "rclone copy",
-            "rclone copy files sw:bucket/prefix",
-            bytes,
-            count,
+        (
+            Kind::Hash("sha256sum"),
+            ToolResult::new(
+                "sha256sum (the same bytes on disk)",
+                "find files -type f | xargs sha256sum",
+                bytes,
+                count,
+            ),
         ),
-        ToolResult::new(
-            "curl | aws s3 cp - (script)",
-            "for each artifact: curl -u user:token URL | aws s3 cp - s3://bucket/prefix/key",
-            script_bytes,
-            script_n as u64,
+        (
+            Kind::Hash("md5sum"),
+            ToolResult::new(
+                "md5sum (the same bytes on disk)",
+                "find files -type f | xargs md5sum",
+                bytes,
+                count,
+            ),
+        ),
+        (
+            Kind::Aws,
+            ToolResult::new(
+                "aws s3 cp --recursive",
+                "aws s3 cp --recursive files s3://bucket/prefix/",
+                bytes,
+                count,
+            ),
+        ),
+        (
+            Kind::Rclone,
+            ToolResult::new(
+                "rclone copy",
+                "rclone copy files sw:bucket/prefix",
+                bytes,
+                count,
+            ),
+        ),
+        (
+            Kind::Script,
+            ToolResult::new(
+                "curl | aws s3 cp - (script)",
+                "for each artifact: curl -u user:token URL | aws s3 cp - s3://bucket/prefix/key",
+                script_bytes,
+                script_n as u64,
+            ),
         ),
     ];
     let script_runs = if opts.quick { 1 } else { 2 };
     for r in 0..opts.runs {
-        for (i, tool) in tools.iter_mut().enumerate() {
-            if i == 6 && r >= script_runs {
+        for (i, (kind, tool)) in tools.iter_mut().enumerate() {
+            if *kind == Kind::Script && r >= script_runs {
                 continue;
             }
             let prefix = format!("t{i}-r{r}");
@@ -218,27 +293,12 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
                 opts.runs,
                 tool.tool
             );
-            let run: Run = match i {
-                0 => {
-                    let perf_data = env.out.join(format!("{}-jam.perf.data", spec.name));
-                    let mut c = if opts.perf && r == 0 {
-                        let mut c = Command::new("perf");
-                        c.args(["record", "-F", "999", "-g", "-o"])
-                            .arg(&perf_data)
-                            .arg("--")
-                            .arg(&env.jam);
-                        eprintln!("    (recording with perf into {})", perf_data.display());
-                        c
-                    } else {
-                        Command::new(&env.jam)
-                    };
+            let run: Run = match *kind {
+                Kind::Jam { fingerprints } => {
+                    let mut c = super::jam_command(env, opts, r == 0 && fingerprints, &spec.name);
                     s3.s3_env(&mut c);
-                    c.current_dir(dir)
-                        .env("JAM_STORE", format!("s3://{BUCKET}/{prefix}"))
-                        .env("JENKINS_URL", &sim.url)
-                        .env("JENKINS_USER", USER)
-                        .env("JENKINS_API_TOKEN", TOKEN)
-                        .args(["--log-format", "json", "mirror", "--once"]);
+                    c.env("JAM_STORE", format!("s3://{BUCKET}/{prefix}"));
+                    super::mirror_once(&mut c, &sim, dir, fingerprints);
                     let run = servers.measure(&mut c, &log, false);
                     if r == 0 {
                         let keys = s3.list(&prefix);
@@ -252,13 +312,13 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
                     }
                     run
                 }
-                1 | 2 => {
+                Kind::CurlSim | Kind::CurlWeb => {
                     let mut c = Command::new("curl");
                     c.args(["-sS", "--fail", "-g"]);
                     if count > 1 {
                         c.args(["--parallel", "--parallel-max", "8"]);
                     }
-                    if i == 1 {
+                    if *kind == Kind::CurlSim {
                         c.args(["-u", &format!("{USER}:{TOKEN}"), "-K"])
                             .arg(dir.join("sim.curl"));
                     } else {
@@ -266,21 +326,29 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
                     }
                     servers.measure(&mut c, &log, false)
                 }
-                3 => {
+                Kind::S5cmd => {
                     let mut c = s3.s5cmd();
                     c.arg("cp")
                         .arg(format!("{}/*", files.display()))
                         .arg(format!("s3://{BUCKET}/{prefix}/"));
                     servers.measure(&mut c, &log, false)
                 }
-                4 => {
+                Kind::Hash(tool) => {
+                    let mut c = Command::new("bash");
+                    c.arg("-c").arg(format!(
+                        "set -euo pipefail; find '{}' -type f -print0 | xargs -0 {tool} > /dev/null",
+                        files.display()
+                    ));
+                    servers.measure(&mut c, &log, true)
+                }
+                Kind::Aws => {
                     let mut c = s3.aws();
                     c.args(["s3", "cp", "--recursive", "--only-show-errors"])
                         .arg(&files)
                         .arg(format!("s3://{BUCKET}/{prefix}/"));
                     servers.measure(&mut c, &log, true)
                 }
-                5 => {
+                Kind::Rclone => {
                     let mut c = Command::new(&env.rclone);
                     s3.s3_env(&mut c);
                     c.arg("copy")
@@ -288,7 +356,7 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
                         .arg(format!("sw:{BUCKET}/{prefix}"));
                     servers.measure(&mut c, &log, false)
                 }
-                _ => {
+                Kind::Script => {
                     let mut c = Command::new("bash");
                     s3.s3_env(&mut c);
                     c.env("JU", USER)
@@ -309,7 +377,7 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
                 run.requests
             );
             tool.runs.push(run);
-            if (3..=6).contains(&i) || i == 0 {
+            if kind.uploads() {
                 s3.clear(&prefix);
             }
         }
@@ -318,7 +386,13 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
     drop(sim);
     drop(s3);
     drop(tmp);
-    targets_and_notes(spec, opts, tools, script_n, arts.len())
+    targets_and_notes(
+        spec,
+        opts,
+        tools.into_iter().map(|(_, t)| t).collect(),
+        script_n,
+        arts.len(),
+    )
 }
 
 fn targets_and_notes(
@@ -328,19 +402,32 @@ fn targets_and_notes(
     script_n: usize,
     total: usize,
 ) -> Report {
-    let jam = &tools[0];
-    let source = &tools[1];
-    let sink = &tools[3];
-    let script = &tools[6];
+    let [
+        jam,
+        jam_sha,
+        source,
+        _,
+        sink,
+        sha256sum,
+        md5sum,
+        _,
+        _,
+        script,
+    ] = &tools[..]
+    else {
+        unreachable!("the tools of a mirror workload")
+    };
     let mut targets = Vec::new();
     let mut notes = Vec::new();
     let bound = source.mb_per_s().min(sink.mb_per_s());
     if spec.name != "small-files" {
-        targets.push(Target::at_least(
-            "jam MB/s ÷ slower of source and sink bounds",
-            jam.mb_per_s() / bound,
-            0.8,
-        ));
+        for (name, j) in [("jam", jam), ("jam (fingerprints off)", jam_sha)] {
+            targets.push(Target::at_least(
+                &format!("{name} MB/s ÷ slower of source and sink bounds"),
+                j.mb_per_s() / bound,
+                0.8,
+            ));
+        }
     } else {
         targets.push(Target::at_least(
             "jam artifacts/s ÷ curl | aws script",
@@ -353,18 +440,28 @@ fn targets_and_notes(
             0.8,
         ));
     }
-    if spec.name == "big" {
+    if spec.name != "small-files" {
         targets.push(Target::at_most(
             "jam peak RSS MiB (default settings)",
             jam.peak_rss_mib(),
-            128.0,
+            64.0,
         ));
     }
-    let cpu_bound = source.cpu_s_per_gib() + sink.cpu_s_per_gib();
+    let gib = |t: &ToolResult| t.cpu_s_per_gib();
     targets.push(Target::at_most(
         "jam CPU s/GiB ÷ (curl download + s5cmd upload) CPU s/GiB",
-        jam.cpu_s_per_gib() / cpu_bound.max(1e-9),
+        gib(jam) / (gib(source) + gib(sink)).max(1e-9),
         1.0,
+    ));
+    targets.push(Target::at_most(
+        "jam CPU s/GiB ÷ (curl + sha256sum + md5sum + s5cmd) CPU s/GiB",
+        gib(jam) / (gib(source) + gib(sha256sum) + gib(md5sum) + gib(sink)).max(1e-9),
+        0.8,
+    ));
+    targets.push(Target::at_most(
+        "jam (fingerprints off) CPU s/GiB ÷ (curl + sha256sum + s5cmd) CPU s/GiB",
+        gib(jam_sha) / (gib(source) + gib(sha256sum) + gib(sink)).max(1e-9),
+        0.8,
     ));
     if source.mb_per_s() < sink.mb_per_s() {
         notes.push(format!(

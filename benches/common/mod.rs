@@ -43,7 +43,7 @@ const PEERS: &[(&str, &str)] = &[
 /// The longest any measured command may run before it is killed.
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(30 * 60);
 
-/// Command-line options every bench takes: `--quick`, `--runs N`, `--perf`.
+/// Command-line options every bench takes: `--quick`, `--runs N`, `--perf`, `--readme`.
 #[derive(Debug, Clone)]
 pub struct Opts {
     /// Smaller workloads and fewer runs, for a few minutes on 2 cores.
@@ -52,6 +52,8 @@ pub struct Opts {
     pub runs: usize,
     /// `--perf`: record jam's first run with `perf record -g` (into `target/jam-bench/<workload>-jam.perf.data`).
     pub perf: bool,
+    /// `--readme`: also put the table into README.md, between the markers of this workload and mode.
+    pub readme: bool,
 }
 
 impl Opts {
@@ -67,7 +69,13 @@ impl Opts {
             .unwrap_or(if quick { 3 } else { 5 })
             .max(1);
         let perf = args.iter().any(|a| a == "--perf");
-        Opts { quick, runs, perf }
+        let readme = args.iter().any(|a| a == "--readme");
+        Opts {
+            quick,
+            runs,
+            perf,
+            readme,
+        }
     }
 
     /// "quick" or "full".
@@ -807,6 +815,38 @@ impl StaticServer {
 // ---------------------------------------------------------------------------------------------------------
 // Measuring one command
 
+/// Makes `c` (a jam command) `jam [--config no-fingerprints.toml] --log-format json mirror --once` against
+/// the simulator; without `fingerprints`, `dir` holds `no-fingerprints.toml` (`verify_fingerprints =
+/// false`), which this writes.
+pub fn mirror_once(c: &mut Command, sim: &SimProc, dir: &Path, fingerprints: bool) {
+    c.current_dir(dir)
+        .env("JENKINS_URL", &sim.url)
+        .env("JENKINS_USER", USER)
+        .env("JENKINS_API_TOKEN", TOKEN);
+    if !fingerprints {
+        let cfg = dir.join("no-fingerprints.toml");
+        fs::write(&cfg, "[mirror]\nverify_fingerprints = false\n").expect("write config");
+        c.arg("--config").arg(cfg);
+    }
+    c.args(["--log-format", "json", "mirror", "--once"]);
+}
+
+/// The jam binary as a command; with `--perf` and `record` (jam's first run of a workload), under
+/// `perf record -g` into `target/jam-bench/<name>-jam.perf.data`.
+pub fn jam_command(env: &Env, opts: &Opts, record: bool, name: &str) -> Command {
+    if !(opts.perf && record) {
+        return Command::new(&env.jam);
+    }
+    let perf_data = env.out.join(format!("{name}-jam.perf.data"));
+    eprintln!("    (recording with perf into {})", perf_data.display());
+    let mut c = Command::new("perf");
+    c.args(["record", "-F", "999", "-g", "-o"])
+        .arg(&perf_data)
+        .arg("--")
+        .arg(&env.jam);
+    c
+}
+
 /// What one run of one command cost.
 #[derive(Debug, Clone, Default)]
 pub struct Run {
@@ -828,8 +868,8 @@ pub struct Run {
 pub struct Servers<'a> {
     /// The environment (clock ticks).
     pub env: &'a Env,
-    /// The S3 server.
-    pub s3: &'a Seaweed,
+    /// The S3 server, if the workload has one.
+    pub s3: Option<&'a Seaweed>,
     /// The simulator.
     pub sim: &'a SimProc,
 }
@@ -839,7 +879,8 @@ impl Servers<'_> {
     /// of that log. `tree`: sample the RSS of every descendant (pipelines, xargs), not just the child.
     pub fn measure(&self, cmd: &mut Command, log: &Path, tree: bool) -> Run {
         self.sim.clear_requests();
-        let s3_0 = self.s3.proc.cpu_s(self.env);
+        let s3_cpu = || self.s3.map_or(0.0, |s3| s3.proc.cpu_s(self.env));
+        let s3_0 = s3_cpu();
         let sim_0 = self.sim.proc.cpu_s(self.env);
         let reaped_0 = reaped_children_ticks();
         let started = Instant::now();
@@ -871,7 +912,7 @@ impl Servers<'_> {
         };
         let wall_s = started.elapsed().as_secs_f64();
         let cpu_s = (reaped_children_ticks() - reaped_0) as f64 / self.env.clk_tck;
-        let s3_cpu_s = self.s3.proc.cpu_s(self.env) - s3_0;
+        let s3_cpu_s = s3_cpu() - s3_0;
         let sim_cpu_s = self.sim.proc.cpu_s(self.env) - sim_0;
         if !status.success() {
             let mut text = String::new();
@@ -1114,7 +1155,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "### {} ({}, {} runs per tool, median)\n\n{}  \nMachine: {}.\n",
+            "#### {} ({}, {} runs per tool, median)\n\n{}  \nMachine: {}.\n",
             self.workload,
             self.opts.mode(),
             self.opts.runs,
@@ -1192,9 +1233,35 @@ impl Report {
         });
         let path = env.out.join(format!("{}.json", self.workload));
         fs::write(&path, serde_json::to_vec_pretty(&v).expect("JSON")).expect("write results");
-        fs::write(env.out.join(format!("{}.md", self.workload)), md).expect("write table");
+        fs::write(env.out.join(format!("{}.md", self.workload)), &md).expect("write table");
         println!("wrote {}", path.display());
+        if self.opts.readme {
+            let readme = env.root.join("README.md");
+            match splice_readme(&readme, &self.workload, self.opts.mode(), &md) {
+                Ok(()) => println!("updated {}", readme.display()),
+                Err(e) => eprintln!("bench: README.md not updated: {e}"),
+            }
+        }
     }
+}
+
+/// Replaces what stands between `<!-- bench:WORKLOAD:MODE -->` and `<!-- /bench:WORKLOAD:MODE -->` in the
+/// README with `md`, so one command per bench and mode regenerates its table there.
+fn splice_readme(readme: &Path, workload: &str, mode: &str, md: &str) -> Result<(), String> {
+    let text = fs::read_to_string(readme).map_err(|e| format!("{}: {e}", readme.display()))?;
+    let open = format!("<!-- bench:{workload}:{mode} -->");
+    let close = format!("<!-- /bench:{workload}:{mode} -->");
+    let (Some(a), Some(b)) = (text.find(&open), text.find(&close)) else {
+        return Err(format!(
+            "no {open} … {close} markers in {}",
+            readme.display()
+        ));
+    };
+    if b < a {
+        return Err(format!("{close} comes before {open}"));
+    }
+    let out = format!("{}{open}\n{}\n{}", &text[..a], md.trim_end(), &text[b..]);
+    fs::write(readme, out).map_err(|e| format!("{}: {e}", readme.display()))
 }
 
 /// The banner every bench prints first.

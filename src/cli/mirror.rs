@@ -1,12 +1,14 @@
-//! `jam mirror`: runs the worker until stopped, or for one cycle with `--once`.
+//! `jam mirror`: runs the worker until stopped, or for one cycle with `--once`. At a terminal it shows
+//! a live display of the work ([`super::display`]) unless `--quiet` or `--log-format json`.
 
-use std::time::Duration;
+use std::{io::IsTerminal, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
+use super::display::{self, Display};
 use crate::{
-    config::{Env, Overrides, parse_duration},
-    error::exit,
+    config::{Config, Env, Overrides, parse_duration},
+    error::{Error, exit},
     mirror::Mirror,
     ops,
     store::Store,
@@ -34,6 +36,9 @@ pub struct MirrorArgs {
     /// default: the host name]
     #[arg(long, value_name = "ID")]
     pub worker_id: Option<String>,
+    /// No live display at a terminal (log lines only; --log-level sets how many)
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// Runs `jam mirror`.
@@ -43,7 +48,14 @@ pub fn run(args: MirrorArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Resu
     flags.poll_interval = args.poll_interval;
     flags.listen = args.listen;
     flags.worker_id = args.worker_id;
-    let cfg = super::load(&flags, env)?;
+    let cfg = Config::load(&flags, env)?;
+    let live = display::wanted(args.quiet, cfg.log.format, std::io::stderr().is_terminal())
+        .then(Display::new);
+    match &live {
+        Some(d) => ops::telemetry::init_with_writer(&cfg.log, d.log_writer()),
+        None => ops::telemetry::init(&cfg.log),
+    }
+    .map_err(Error::Usage)?;
     let store = Store::open(&cfg.store)?;
     // A local directory takes one writing process; held until the process ends.
     let _lock = store.lock_for_writing()?;
@@ -51,6 +63,8 @@ pub fn run(args: MirrorArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Resu
     rt.block_on(async move {
         store.probe().await?;
         let mirror = Mirror::new(&cfg, store.clone())?;
+        let stop_display = CancellationToken::new();
+        let display = live.map(|d| d.run(mirror.stats(), mirror.board(), stop_display.clone()));
         let shutdown = CancellationToken::new();
         let abort = mirror.abort_token();
         tokio::spawn(signals(shutdown.clone(), abort));
@@ -79,6 +93,10 @@ pub fn run(args: MirrorArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Resu
             "jam mirror starting"
         );
         let summary = mirror.run(args.once, shutdown).await;
+        stop_display.cancel();
+        if let Some(d) = display {
+            let _ = d.await;
+        }
         stop_endpoint.cancel();
         let summary = summary?;
         if let Some(task) = endpoint {

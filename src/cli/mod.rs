@@ -1,6 +1,7 @@
 //! The `jam` command line: argument definitions, logging and runtime setup, and the mapping from errors to
 //! exit codes. Each subcommand lives in its own module with its `Args` and `run`.
 
+mod display;
 mod doctor;
 mod fetch;
 mod ls;
@@ -17,7 +18,7 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::{
-    config::{Config, Env, LogFormat, Overrides},
+    config::{Env, LogFormat, Overrides},
     error::{Error, exit},
 };
 
@@ -103,13 +104,6 @@ impl Cli {
             ..Default::default()
         }
     }
-}
-
-/// Loads the configuration with the process environment and sets up logging.
-fn load(flags: &Overrides, env: &Env<'_>) -> crate::Result<Config> {
-    let cfg = Config::load(flags, env)?;
-    crate::ops::telemetry::init(&cfg.log).map_err(Error::Usage)?;
-    Ok(cfg)
 }
 
 /// The binary's entry point: parses arguments, runs the command with `env` (the process environment,

@@ -74,7 +74,7 @@ pub(super) fn mirror_config(
     let part_uploads = positive("mirror.part_uploads", raw.part_uploads.unwrap_or(2))?;
     let transfers = positive("mirror.transfers", raw.transfers.unwrap_or(8))?;
     let per_artifact = part_size * (part_uploads as u64 + 1);
-    let buffer_budget = raw.buffer_budget.map(|s| s.0).unwrap_or(64 * 1024 * 1024);
+    let buffer_budget = raw.buffer_budget.map(|s| s.0).unwrap_or(32 * 1024 * 1024);
     if buffer_budget < per_artifact {
         return Err(ConfigError::invalid(
             "mirror.buffer_budget",

@@ -1,5 +1,6 @@
 //! Writing resolved artifacts to local files (or one to a writer), every byte read through the integrity
-//! module's verified stream, with temporary names renamed into place only when size and digests match.
+//! module's verified stream, with temporary names renamed into place only when size and digests match and
+//! the bytes are on disk (a [`DurableFile`] flushes them while the download goes on).
 
 use std::{
     collections::BTreeMap,
@@ -15,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{
     FetchError,
+    durable::DurableFile,
     select::{Location, Resolved, Wanted},
 };
 use crate::{
@@ -266,12 +268,9 @@ impl Fetcher {
             .open(&tmp)
             .await
             .map_err(io("cannot create", &tmp))?;
-        let mut w = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-        let (size, sha256) = self.copy(a, &mut w).await?;
-        w.flush().await.map_err(io("cannot write", &tmp))?;
-        let file = w.into_inner();
-        file.sync_all().await.map_err(io("cannot write", &tmp))?;
-        drop(file);
+        let mut file = FileSink(DurableFile::new(file.into_std().await));
+        let (size, sha256) = self.copy(a, &mut file).await?;
+        file.0.finish().await.map_err(io("cannot write", &tmp))?;
         tokio::fs::rename(&tmp, &dest)
             .await
             .map_err(io("cannot rename into place", &dest))?;
@@ -292,7 +291,7 @@ impl Fetcher {
         a: &Wanted,
         w: &mut W,
     ) -> Result<Fetched, FetchError> {
-        let (size, sha256) = self.copy(a, w).await?;
+        let (size, sha256) = self.copy(a, &mut WriterSink(&mut *w)).await?;
         w.flush()
             .await
             .map_err(io("cannot write", FsPath::new("-")))?;
@@ -308,11 +307,7 @@ impl Fetcher {
     /// Streams one artifact through a [`VerifiedStream`] into `w`: its length (the manifest's or the
     /// announced one), its SHA-256 (the manifest's) and its MD5 (the Jenkins fingerprints) are checked, and a
     /// failed check ends the copy with an error before the caller can rename anything.
-    async fn copy<W: AsyncWrite + Unpin>(
-        &self,
-        a: &Wanted,
-        w: &mut W,
-    ) -> Result<(u64, String), FetchError> {
+    async fn copy(&self, a: &Wanted, w: &mut impl Sink) -> Result<(u64, String), FetchError> {
         let (len, origin, body) = self.open(a).await?;
         let bar = self.progress.start(&a.path, a.size.or(len));
         let result = async {
@@ -323,7 +318,7 @@ impl Fetcher {
                 .on_bytes(|n| bar.advance(n));
             while let Some(chunk) = verified.next().await {
                 let chunk = chunk.map_err(FetchError::from)?;
-                w.write_all(&chunk)
+                w.put(chunk)
                     .await
                     .map_err(io("cannot write", FsPath::new(&a.path)))?;
             }
@@ -487,6 +482,29 @@ fn md5_check(fingerprints: &[String]) -> Md5Check {
         Md5Check::Off
     } else {
         Md5Check::OneOf(fingerprints.to_vec())
+    }
+}
+
+/// Where [`Fetcher::copy`] puts the bytes as they pass (before the end of the stream verifies them).
+trait Sink {
+    async fn put(&mut self, chunk: Bytes) -> std::io::Result<()>;
+}
+
+/// A local file, written and flushed in the background.
+struct FileSink(DurableFile);
+
+impl Sink for FileSink {
+    async fn put(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.0.write(chunk).await
+    }
+}
+
+/// Any async writer (standard output).
+struct WriterSink<'a, W>(&'a mut W);
+
+impl<W: AsyncWrite + Unpin> Sink for WriterSink<'_, W> {
+    async fn put(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.0.write_all(&chunk).await
     }
 }
 

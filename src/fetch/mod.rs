@@ -16,6 +16,7 @@
 //! [`select`] lists a build's artifacts and narrows them by glob; [`download`] writes them.
 
 pub mod download;
+mod durable;
 pub mod select;
 
 use std::path::PathBuf;

@@ -4,7 +4,9 @@
 //!   manifest's size), its SHA-256 (against the manifest's, when known) and, when asked, its MD5 (against
 //!   given Jenkins fingerprints); a failed check is yielded as an error in place of the end of the stream,
 //!   so no consumer completes an upload or renames a file with bad bytes. It reports bytes as they pass
-//!   and gives its [`Digests`] at the end. The mirror's uploads, `jam fetch`'s downloads (and its check of
+//!   and gives its [`Digests`] at the end. A long stream's digests run on threads of their own, one per
+//!   digest, beside the stream's consumer, so only the slowest digest counts, not their sum; what they may
+//!   keep alive is bounded ([`MAX_HELD`]). The mirror's uploads, `jam fetch`'s downloads (and its check of
 //!   files already present) and `jam verify --deep`'s read-back all read through it; nothing else hashes
 //!   artifact bytes.
 //! - [`fingerprint`]: when an MD5 is evidence of corruption, for a whole build (the mirror) and for one
@@ -21,6 +23,7 @@ mod hash;
 mod stream;
 
 pub use error::{Check, IntegrityError, Origin, stored_size};
+pub use hash::MAX_HELD;
 pub use stream::{Md5Check, OnBytes, StreamError, VerifiedStream};
 
 use sha2::{Digest, Sha256};

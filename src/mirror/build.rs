@@ -348,6 +348,10 @@ impl BuildTask {
             Err(e) => return Err(Attempt::Final(transfer(TransferError::Source(e)))),
         };
         let stats = &self.shared.stats;
+        let flight =
+            stats
+                .transfers
+                .start(self.job.full_name(), self.number, path, dl.content_length);
         let write = StreamWrite {
             length: dl.content_length,
             limits: &self.shared.limits,
@@ -357,6 +361,7 @@ impl BuildTask {
         };
         let on_bytes = |n| {
             stats.bytes.fetch_add(n, Ordering::Relaxed);
+            flight.advance(n);
         };
         write_download(&self.shared.store, key, path, dl, write, md5, on_bytes).await
     }

@@ -67,7 +67,10 @@ use crate::{
 };
 
 use poll::Source;
-pub use stats::{ControllerBoard, ControllerStatus, Stats};
+pub use stats::{
+    ControllerBoard, ControllerStatus, InFlight, Progress, Stats, Transfer, TransferGuard,
+    Transfers,
+};
 
 /// Why a build could not be mirrored this time.
 #[derive(Debug, thiserror::Error)]
@@ -344,6 +347,11 @@ impl Mirror {
             Some(f) => f.health(),
             None => Err("the worker has not joined the store's workers yet".into()),
         }
+    }
+
+    /// The per-controller gauges (pending builds, lag; the live display reads them with the stats).
+    pub fn board(&self) -> Arc<ControllerBoard> {
+        self.shared.board.clone()
     }
 
     /// The byte budget (its use is a metric).

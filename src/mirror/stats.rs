@@ -1,12 +1,14 @@
-//! The worker's counters and gauges, and the collectors that report them on `/metrics`.
+//! The worker's counters and gauges, and the collectors that report them on `/metrics`; the transfers
+//! running now ([`Transfers`]) and a [`Progress`] snapshot of all of it, which the live display of
+//! `jam mirror` at a terminal reads (the display itself belongs to the CLI).
 
 use std::{
     collections::BTreeMap,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -41,6 +43,164 @@ pub struct Stats {
     pub transfer_seconds: Histogram,
     /// Builds the retention policy deleted.
     pub retention_deleted: AtomicU64,
+    /// The artifact transfers running now: what, and how far along.
+    pub transfers: Transfers,
+}
+
+/// The artifact transfers running now, each registered for as long as its bytes flow.
+#[derive(Debug, Default)]
+pub struct Transfers {
+    next: AtomicU64,
+    map: Mutex<BTreeMap<u64, Arc<Transfer>>>,
+}
+
+/// One artifact transfer under way.
+#[derive(Debug)]
+pub struct Transfer {
+    /// The job's full name.
+    pub job: String,
+    /// The build number.
+    pub build: u64,
+    /// The artifact's `relativePath`.
+    pub path: String,
+    /// Its length, when Jenkins announced it.
+    pub size: Option<u64>,
+    /// Bytes through so far.
+    pub done: AtomicU64,
+    /// When it started.
+    pub started: Instant,
+}
+
+impl Transfers {
+    /// Registers a transfer until the returned guard is dropped.
+    pub fn start(
+        &self,
+        job: String,
+        build: u64,
+        path: &str,
+        size: Option<u64>,
+    ) -> TransferGuard<'_> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let t = Arc::new(Transfer {
+            job,
+            build,
+            path: path.to_string(),
+            size,
+            done: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        self.map
+            .lock()
+            .expect("transfers lock")
+            .insert(id, t.clone());
+        TransferGuard {
+            transfers: self,
+            id,
+            transfer: t,
+        }
+    }
+
+    /// The transfers running now, oldest first.
+    pub fn snapshot(&self) -> Vec<Arc<Transfer>> {
+        self.map
+            .lock()
+            .expect("transfers lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// A registered transfer; dropping it ends the registration.
+#[derive(Debug)]
+pub struct TransferGuard<'a> {
+    transfers: &'a Transfers,
+    id: u64,
+    transfer: Arc<Transfer>,
+}
+
+impl TransferGuard<'_> {
+    /// `n` more bytes went through.
+    pub fn advance(&self, n: u64) {
+        self.transfer.done.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for TransferGuard<'_> {
+    fn drop(&mut self) {
+        self.transfers
+            .map
+            .lock()
+            .expect("transfers lock")
+            .remove(&self.id);
+    }
+}
+
+/// What the worker has done and is doing, at one moment: what a live display shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Builds committed, or found committed already.
+    pub builds_done: u64,
+    /// Builds given up on after `max_attempts`, or deleted from Jenkins before jam got them.
+    pub builds_failed: u64,
+    /// Builds jam means to mirror and has not settled yet (in flight or awaiting a retry), as of the
+    /// last poll or finished build.
+    pub builds_pending: u64,
+    /// Artifacts stored.
+    pub artifacts: u64,
+    /// Artifact bytes moved (counted as they pass, so a transfer under way counts what it moved so far).
+    pub bytes: u64,
+    /// The transfers under way, oldest first.
+    pub in_flight: Vec<InFlight>,
+}
+
+/// One transfer under way, in a [`Progress`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// The job's full name.
+    pub job: String,
+    /// The build number.
+    pub build: u64,
+    /// The artifact's path.
+    pub path: String,
+    /// Its length, when known.
+    pub size: Option<u64>,
+    /// Bytes through so far.
+    pub done: u64,
+    /// How long it has been running.
+    pub running: Duration,
+}
+
+impl Progress {
+    /// Reads the worker's counters, its board (pending builds per controller) and its transfers now.
+    pub fn read(stats: &Stats, board: &ControllerBoard) -> Progress {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Progress {
+            builds_done: n(&stats.builds_mirrored) + n(&stats.builds_already_committed),
+            builds_failed: n(&stats.builds_failed) + n(&stats.builds_missed),
+            builds_pending: board.snapshot().values().map(|s| s.pending).sum(),
+            artifacts: n(&stats.artifacts),
+            bytes: n(&stats.bytes),
+            in_flight: stats
+                .transfers
+                .snapshot()
+                .iter()
+                .map(|t| InFlight {
+                    job: t.job.clone(),
+                    build: t.build,
+                    path: t.path.clone(),
+                    size: t.size,
+                    done: n(&t.done),
+                    running: t.started.elapsed(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Builds settled or to settle: done, failed and pending.
+    pub fn builds_total(&self) -> u64 {
+        self.builds_done + self.builds_failed + self.builds_pending
+    }
 }
 
 /// What the worker knows about one controller, published after every poll and every finished build.
@@ -218,5 +378,52 @@ impl Collect for BoardMetrics {
                 family.sample("", &[("controller", n)], value(&status(n)));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reads_the_counters_the_board_and_the_transfers_under_way() {
+        let stats = Stats::default();
+        let board = ControllerBoard::default();
+        stats.builds_mirrored.store(3, Ordering::Relaxed);
+        stats.builds_already_committed.store(1, Ordering::Relaxed);
+        stats.builds_failed.store(1, Ordering::Relaxed);
+        stats.artifacts.store(40, Ordering::Relaxed);
+        stats.bytes.store(5 << 20, Ordering::Relaxed);
+        board.update("a", |s| s.pending = 2);
+        board.update("b", |s| s.pending = 4);
+        let first = stats
+            .transfers
+            .start("team/app".into(), 7, "dist/app.bin", Some(100));
+        first.advance(30);
+        let second = stats.transfers.start("lib".into(), 2, "x.jar", None);
+        let p = Progress::read(&stats, &board);
+        assert_eq!(
+            (p.builds_done, p.builds_failed, p.builds_pending),
+            (4, 1, 6)
+        );
+        assert_eq!(p.builds_total(), 11);
+        assert_eq!((p.artifacts, p.bytes), (40, 5 << 20));
+        let seen: Vec<_> = p
+            .in_flight
+            .iter()
+            .map(|t| (t.job.as_str(), t.build, t.path.as_str(), t.size, t.done))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("team/app", 7, "dist/app.bin", Some(100), 30),
+                ("lib", 2, "x.jar", None, 0)
+            ]
+        );
+        drop(first);
+        let p = Progress::read(&stats, &board);
+        assert_eq!(p.in_flight.len(), 1, "a finished transfer leaves the list");
+        drop(second);
+        assert!(Progress::read(&stats, &board).in_flight.is_empty());
     }
 }

@@ -5,12 +5,23 @@
 //! JSON lines carry `timestamp`, `level`, `target`, `message` and the event's fields flattened beside them
 //! (e.g. `job`, `build`, `bytes`); those names are stable and documented in the README.
 
-use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::config::{FilterSource, LogConfig, LogFormat};
 
 /// Installs the global subscriber for `log`. Returns an error message if the filter does not parse.
 pub fn init(log: &LogConfig) -> Result<(), String> {
+    init_with_writer(log, std::io::stderr)
+}
+
+/// [`init`], writing each log line through `writer` instead of straight to stderr (a live display at a
+/// terminal passes one that keeps the lines from garbling it).
+pub fn init_with_writer<W>(log: &LogConfig, writer: W) -> Result<(), String>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(&log.filter).map_err(|e| match log.filter_source {
         FilterSource::RustLog => format!("invalid RUST_LOG: {e}"),
         FilterSource::Level => format!("invalid log level '{}': {e}", log.filter),
@@ -22,12 +33,12 @@ pub fn init(log: &LogConfig) -> Result<(), String> {
             .with_current_span(false)
             .with_span_list(false)
             .with_ansi(false)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_target(false)
             .with_ansi(log.color)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
     };
     // A second init (tests) keeps the first subscriber.

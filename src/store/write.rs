@@ -20,8 +20,10 @@
 //! upload is still wanted (the worker still holds the build's claim); if not, the upload is aborted and
 //! nothing appears at the key.
 //!
-//! Every write first reserves the bytes it may hold from a [`ByteBudget`] shared by all writes, so peak
-//! memory is set by configuration, not by artifact size or count.
+//! Every write first reserves the bytes it may hold from a [`ByteBudget`] shared by all writes: its parts
+//! (the one filling and those uploading) and what its source may hold besides ([`SOURCE_HELD`]: the HTTP
+//! read buffer, the verified stream's hashing backlog). So peak memory is set by configuration, not by
+//! artifact size or count.
 
 use std::sync::Arc;
 
@@ -83,6 +85,13 @@ pub trait Fence: Send + Sync {
     async fn check(&self) -> Result<(), String>;
 }
 
+/// What the source of one stream may hold in memory besides the write's parts, reserved with them (at
+/// most the stream's length): the HTTP client's read buffer (hyper's grows to 408 KiB per connection) and a
+/// verified stream's hashing backlog (`integrity::MAX_HELD`: bytes the write has already sent that a
+/// hashing thread has not hashed yet). The store layer cannot name the integrity layer, so a test above
+/// both (`tests/it/memory.rs`) checks that this covers them.
+pub const SOURCE_HELD: u64 = 2 << 20;
+
 /// A byte budget shared by all transfers, counted in KiB.
 #[derive(Clone, Debug)]
 pub struct ByteBudget {
@@ -133,9 +142,15 @@ pub struct TransferLimits {
 }
 
 impl TransferLimits {
-    /// What one multipart upload may hold: the parts in flight and the one filling.
+    /// What one multipart upload may hold: the parts in flight, the one filling, and its source's buffers.
     fn multipart_bytes(&self) -> u64 {
-        self.part_size as u64 * (self.part_uploads as u64 + 1)
+        self.part_size as u64 * (self.part_uploads as u64 + 1) + SOURCE_HELD
+    }
+
+    /// What a stream announced to fit one part may hold: its bytes, and its source's buffers (at most as
+    /// many again).
+    fn single_bytes(length: u64) -> u64 {
+        length + length.min(SOURCE_HELD)
     }
 }
 
@@ -143,7 +158,7 @@ impl TransferLimits {
 #[derive(Clone, Copy)]
 pub struct StreamWrite<'a> {
     /// The length the source announced, when it did. A stream announced to fit one part reserves only
-    /// its length from the budget (the stream is trusted to keep its word, as a
+    /// its length (and at most as much again for its source, [`SOURCE_HELD`]) from the budget (the stream is trusted to keep its word, as a
     /// [`crate::integrity::VerifiedStream`] does; if it does not, the write reserves the rest when it must
     /// go multipart).
     pub length: Option<u64>,
@@ -174,7 +189,7 @@ impl Store {
         let _held = tokio::select! {
             biased;
             _ = w.cancel.cancelled() => return Err(TransferError::Cancelled),
-            p = limits.budget.reserve(small.unwrap_or_else(|| limits.multipart_bytes())) => p,
+            p = limits.budget.reserve(small.map_or_else(|| limits.multipart_bytes(), TransferLimits::single_bytes)) => p,
         };
         let mut writer = Writer {
             store: self,
@@ -281,9 +296,8 @@ impl Writer<'_> {
         if self.upload.is_none() {
             if let Some(slot @ None) = &mut self.topped_up {
                 let limits = self.w.limits;
-                let rest = limits
-                    .multipart_bytes()
-                    .saturating_sub(self.w.length.unwrap_or(0));
+                let held = TransferLimits::single_bytes(self.w.length.unwrap_or(0));
+                let rest = limits.multipart_bytes().saturating_sub(held);
                 *slot = Some(limits.budget.reserve(rest).await);
             }
             self.upload = Some(Upload::open(self.store, self.key, self.w.journal).await?);
@@ -502,5 +516,80 @@ impl<'a> Upload<'a> {
                 tracing::warn!(key = %key, error = %e, "could not abort multipart upload; the next start retries")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{Arc, Mutex},
+        task::Poll,
+    };
+
+    use super::*;
+    use crate::config::StoreConfig;
+
+    const MIB: u64 = 1 << 20;
+
+    /// `chunks` chunks of `size` bytes; records the budget in use at the first poll.
+    fn body(
+        chunks: usize,
+        size: usize,
+        budget: ByteBudget,
+        in_use: Arc<Mutex<Option<u64>>>,
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        let mut n = 0;
+        futures::stream::poll_fn(move |_| {
+            in_use.lock().unwrap().get_or_insert(budget.in_use());
+            if n == chunks {
+                return Poll::Ready(None);
+            }
+            n += 1;
+            Poll::Ready(Some(Ok(Bytes::from(vec![n as u8; size]))))
+        })
+    }
+
+    async fn write(length: Option<u64>, chunks: usize, size: usize) -> u64 {
+        let store = Store::open(&StoreConfig::new("memory://")).unwrap();
+        let limits = TransferLimits {
+            part_size: 5 << 20,
+            part_uploads: 2,
+            budget: ByteBudget::new(64 * MIB),
+        };
+        let in_use = Arc::default();
+        let b = body(chunks, size, limits.budget.clone(), Arc::clone(&in_use));
+        let cancel = CancellationToken::new();
+        let w = StreamWrite {
+            length,
+            limits: &limits,
+            journal: None,
+            cancel: &cancel,
+            fence: None,
+        };
+        let key = Path::from("a/b.bin");
+        let n = store.put_stream(&key, b, w).await.unwrap();
+        assert_eq!(n, (chunks * size) as u64);
+        let (stored, _) = store.get(&key).await.unwrap().expect("written");
+        assert_eq!(stored.len(), chunks * size);
+        assert_eq!(
+            limits.budget.in_use(),
+            0,
+            "the reservation ends with the write"
+        );
+        in_use.lock().unwrap().expect("polled")
+    }
+
+    #[tokio::test]
+    async fn a_write_reserves_its_buffers_and_what_its_source_holds() {
+        // One PUT: its length, and as much again (at most SOURCE_HELD) for the source.
+        let held = write(Some(MIB), 16, (MIB / 16) as usize).await;
+        assert_eq!(held, 2 * MIB);
+        let held = write(Some(4 * MIB), 4, MIB as usize).await;
+        assert_eq!(held, 4 * MIB + SOURCE_HELD);
+        // Multipart: the part filling, the parts uploading, and the source.
+        let held = write(Some(20 * MIB), 20, MIB as usize).await;
+        assert_eq!(held, 3 * 5 * MIB + SOURCE_HELD);
+        let held = write(None, 20, MIB as usize).await;
+        assert_eq!(held, 3 * 5 * MIB + SOURCE_HELD);
     }
 }

@@ -3,9 +3,11 @@
 mod archive_owner;
 mod cli;
 mod config_files;
+mod display;
 mod faults;
 mod harness;
 mod jenkins_client;
+mod memory;
 mod messages;
 mod mirror;
 mod mirror_s3;
