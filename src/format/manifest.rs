@@ -319,6 +319,13 @@ impl Versioned for JobIndex {
     }
 }
 
+impl Versioned for ControllerInfo {
+    const KIND: &'static str = "controller record";
+    fn format(&self) -> u32 {
+        self.format
+    }
+}
+
 /// The current time as RFC 3339 (UTC, seconds).
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
@@ -362,12 +369,5 @@ mod tests {
     fn time_formats() {
         assert_eq!(ms_to_rfc3339(1_700_000_000_123), "2023-11-14T22:13:20Z");
         assert!(now_rfc3339().ends_with('Z'));
-    }
-}
-
-impl Versioned for ControllerInfo {
-    const KIND: &'static str = "controller record";
-    fn format(&self) -> u32 {
-        self.format
     }
 }
