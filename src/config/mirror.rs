@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use bytesize::ByteSize;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     ConfigError, Env, MIN_PART_SIZE, Overrides,
     raw::RawMirror,
-    values::{Backfill, positive, secs_or, validate_source_name},
+    values::{Backfill, positive, read_secret_file, secs_or, validate_source_name},
 };
 
 /// How the worker (`jam mirror`) behaves.
@@ -45,6 +46,9 @@ pub struct MirrorConfig {
     pub listen: Option<std::net::SocketAddr>,
     /// Time between the worker's passes of the retention policy (when `[[retention]]` rules exist).
     pub retention_interval: Duration,
+    /// The shared secret Jenkins sends with build notices (`POST /notify/jenkins` on `listen`); `None`:
+    /// the endpoint is off.
+    pub notify_secret: Option<SecretString>,
 }
 
 const RESULTS: [&str; 5] = ["SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"];
@@ -54,7 +58,9 @@ pub(super) fn mirror_config(
     raw: RawMirror,
     flags: &Overrides,
     env: &Env<'_>,
+    resolve: &dyn Fn(std::path::PathBuf) -> std::path::PathBuf,
 ) -> Result<MirrorConfig, ConfigError> {
+    let notify_secret = notify_secret(raw.notify_secret_file.clone(), env, resolve)?;
     let part_size = raw.part_size.map(|s| s.0).unwrap_or(8 * 1024 * 1024);
     if part_size < MIN_PART_SIZE {
         return Err(ConfigError::invalid(
@@ -162,7 +168,31 @@ pub(super) fn mirror_config(
             Some(d) => d,
             None => Duration::from_secs(30),
         },
+        notify_secret,
     })
+}
+
+/// The build-notice secret: `JAM_NOTIFY_SECRET`, else the file `mirror.notify_secret_file` names (read
+/// only then). Shorter than 16 characters is refused: it is all that guards the endpoint.
+fn notify_secret(
+    file: Option<std::path::PathBuf>,
+    env: &Env<'_>,
+    resolve: &dyn Fn(std::path::PathBuf) -> std::path::PathBuf,
+) -> Result<Option<SecretString>, ConfigError> {
+    const KEY: &str = "mirror.notify_secret_file";
+    let secret = env.layer_with(None, &["JAM_NOTIFY_SECRET"], || {
+        file.map(|f| read_secret_file(KEY, &resolve(f))).transpose()
+    })?;
+    if let Some(s) = &secret
+        && s.expose_secret().trim().chars().count() < 16
+    {
+        return Err(ConfigError::invalid(
+            KEY,
+            "the build-notice secret is shorter than 16 characters; make a long random one, e.g. \
+             `openssl rand -hex 32 > notify-secret`",
+        ));
+    }
+    Ok(secret.map(|s| SecretString::from(s.expose_secret().trim().to_owned())))
 }
 
 /// The host name (`/proc/sys/kernel/hostname`), reduced to the characters a worker id may hold.
@@ -249,6 +279,55 @@ mod tests {
         let m = Config::from_raw(raw, None, &flags, &env()).unwrap().mirror;
         assert_eq!(m.poll_interval, Duration::from_secs(5));
         assert_eq!(m.listen, Some("127.0.0.1:2".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_notice_secret_comes_from_jam_notify_secret_or_its_file_and_is_long() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "0123456789abcdef-from-file\n").unwrap();
+        std::fs::write(dir.path().join("short"), "tiny\n").unwrap();
+        let load = |file: &str, vars: &[(&str, &str)]| {
+            let text = format!("[mirror]\nnotify_secret_file = {file:?}\n");
+            let path = dir.path().join("jam.toml");
+            let raw = parse_toml(&path, &text).unwrap();
+            Config::from_raw(
+                raw,
+                Some(path),
+                &Overrides::default(),
+                &crate::config::layer::env(vars),
+            )
+            .map(|c| {
+                c.mirror
+                    .notify_secret
+                    .map(|s| s.expose_secret().to_string())
+            })
+        };
+        // Relative to the config file, trimmed.
+        assert_eq!(
+            load("secret", &[]).unwrap().as_deref(),
+            Some("0123456789abcdef-from-file")
+        );
+        // The variable wins, and the file is then not read (it may not exist).
+        let var = [("JAM_NOTIFY_SECRET", "0123456789abcdef-from-env")];
+        assert_eq!(
+            load("missing", &var).unwrap().as_deref(),
+            Some("0123456789abcdef-from-env")
+        );
+        let err = load("short", &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("mirror.notify_secret_file") && err.contains("16 characters"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("tiny"),
+            "the secret is not in the message: {err}"
+        );
+        let err = load("missing", &[]).unwrap_err().to_string();
+        assert!(err.contains("cannot read"), "{err}");
+        let none = Config::from_raw(RawConfig::default(), None, &Overrides::default(), &env())
+            .unwrap()
+            .mirror;
+        assert!(none.notify_secret.is_none());
     }
 
     #[test]

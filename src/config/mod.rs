@@ -187,7 +187,7 @@ impl Config {
             _ => p,
         };
         let store = store::store_config(raw.store, flags, env, &resolve)?;
-        let mirror = mirror::mirror_config(raw.mirror, flags, env)?;
+        let mirror = mirror::mirror_config(raw.mirror, flags, env, &resolve)?;
         let jenkins = jenkins::jenkins_configs(raw.jenkins, flags, env, &resolve)?;
         let log = log::log_config(raw.log, flags, env)?;
         let serve = serve::serve_config(raw.serve, flags, env, &resolve)?;

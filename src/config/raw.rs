@@ -177,6 +177,8 @@ pub struct RawMirror {
     pub listen: Option<String>,
     /// Time between the worker's passes of the retention policy.
     pub retention_interval: Option<Dur>,
+    /// File holding the shared secret of the build-notice endpoint.
+    pub notify_secret_file: Option<PathBuf>,
 }
 
 /// `[[jenkins]]` as written.

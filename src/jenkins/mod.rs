@@ -6,12 +6,15 @@
 //! detection costs one request per poll for the whole controller ([`JenkinsClient::poll`]); per-job and
 //! per-build queries happen only for jobs that changed.
 //!
+//! [`notice`] reads the build notices Jenkins sends (the Notification plugin, a Pipeline `post` step).
+//!
 //! Errors are classified so the caller can act: a 401 means the token is wrong or revoked and is never
 //! retried; 403/404 name the URL; 5xx, 429 and connection errors are retried with exponential backoff and
 //! full jitter, honouring `Retry-After`. Error bodies are HTML and are never parsed as JSON.
 
 mod error;
 pub mod model;
+pub mod notice;
 pub mod stapler;
 
 pub use error::JenkinsError;

@@ -26,10 +26,11 @@ fn jam() -> Command {
 fn every_example_config_parses_and_validates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let secrets = tempfile::tempdir().unwrap();
-    for name in ["jenkins-token", "s3-key-id", "s3-secret"] {
+    for name in ["jenkins-token", "s3-key-id", "s3-secret", "notify-secret"] {
         std::fs::write(secrets.path().join(name), "not-a-real-secret\n").unwrap();
     }
     let mut seen = 0;
+    let mut notices_shown = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
@@ -52,9 +53,33 @@ fn every_example_config_parses_and_validates() {
             "{} configures a controller",
             path.display()
         );
+        assert!(
+            cfg.mirror.notify_secret.is_none(),
+            "{}: build notices are off until the operator makes a secret",
+            path.display()
+        );
         seen += 1;
+        // The build-notice setting as the example shows it (commented out) parses and turns them on.
+        let setting = "# notify_secret_file = ";
+        if text.contains(setting) {
+            let on = text.replace(setting, "notify_secret_file = ");
+            let raw = parse_toml(&path, &on).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let cfg = Config::from_raw(
+                raw,
+                Some(path.clone()),
+                &Overrides::default(),
+                &crate::harness::env(),
+            )
+            .unwrap_or_else(|e| panic!("{} with notices on: {e}", path.display()));
+            assert!(cfg.mirror.notify_secret.is_some(), "{}", path.display());
+            notices_shown += 1;
+        }
     }
     assert!(seen >= 2, "config/ holds the example configs");
+    assert!(
+        notices_shown >= 2,
+        "the example configs show mirror.notify_secret_file"
+    );
 }
 
 #[test]
