@@ -11,6 +11,9 @@
 //! A build that fails is not committed; it is retried on later cycles with backoff and, after
 //! `max_attempts`, recorded as failed in the job's index.
 //!
+//! **Notices.** With `--listen` and a notice secret, Jenkins' build notices ask the worker to look at one
+//! job at once (one request), so a build is mirrored seconds after it finishes; polling stays the safety net.
+//!
 //! **State** lives in the store: a restarted worker reads each job's `index.json` once and skips what is
 //! committed. In memory the loop keeps only what it saw last poll, the running builds it waits for, and
 //! retry timers. Build tasks report back to the loop over a channel, so the loop owns all state.
@@ -28,12 +31,14 @@
 //!
 //! The module's files follow that story: [`poll`] (the cycle: which jobs changed, which builds to start),
 //! [`build`] (one build's transfers), [`commit`] (the commit step), [`schedule`] (what the loop does with a
-//! build task's outcome: retries, give-ups, missed builds) and [`stats`] (counters, metrics). Every write
+//! build task's outcome: retries, give-ups, missed builds), [`notices`] (build notices: a look at one job
+//! at once, between polls) and [`stats`] (counters, metrics). Every write
 //! of metadata (manifest, `SHA256SUMS`, pointers, index) is the archive's ([`crate::archive::Archive`]).
 
 mod build;
 mod commit;
 mod controller;
+mod notices;
 mod poll;
 mod schedule;
 mod stats;
@@ -66,6 +71,7 @@ use crate::{
     },
 };
 
+pub use notices::{NoticeRefused, NoticeStats, Notices, Rejection, Submitted};
 use poll::Source;
 pub use stats::{
     ControllerBoard, ControllerStatus, InFlight, Progress, Stats, Transfer, TransferGuard,
@@ -240,6 +246,9 @@ enum Outcome {
 pub struct Mirror {
     shared: Arc<Shared>,
     sources: Vec<Source>,
+    /// The build-notice endpoint's handle, and the worker's side of it (taken when it runs).
+    notices: notices::Notices,
+    inbox: Option<notices::Inbox>,
 }
 
 impl Mirror {
@@ -301,7 +310,13 @@ impl Mirror {
             fleet_stats: Arc::new(FleetStats::default()),
             fleet_store,
         });
-        Mirror { shared, sources }
+        let (notices, inbox) = notices::channel(&sources);
+        Mirror {
+            shared,
+            sources,
+            notices,
+            inbox: Some(inbox),
+        }
     }
 
     /// What `/metrics` reports on: the worker's counters and gauges, the store's and the controllers'.
@@ -318,6 +333,7 @@ impl Mirror {
         registry.register(self.shared.store.stats().clone());
         registry.register(self.shared.fleet_stats.clone());
         registry.register(self.shared.fleet_store.stats().clone());
+        registry.register(self.notices.stats.clone());
         registry.register(Arc::new(stats::BoardMetrics {
             board: self.shared.board.clone(),
             controllers: self
@@ -374,6 +390,7 @@ impl Mirror {
         shutdown: CancellationToken,
     ) -> Result<Summary, FleetError> {
         let fleet = self.join().await?;
+        let mut inbox = self.inbox.take().expect("a worker runs once");
         let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
         let tracker = TaskTracker::new();
         let mut summary = Summary::default();
@@ -396,6 +413,12 @@ impl Mirror {
                     self.handle(report, &mut summary).await;
                     self.refresh_lag(source);
                     if summary.refused.is_some() || (once && in_flight == 0) {
+                        break;
+                    }
+                }
+                look = inbox.next(), if !once => {
+                    in_flight += self.look_now(look, &mut inbox, &tx, &tracker, &mut summary).await;
+                    if summary.refused.is_some() {
                         break;
                     }
                 }

@@ -339,15 +339,15 @@ impl Mirror {
 const LOOKS_AT_ONCE: usize = 32;
 
 /// What a look at a changed job reads: its index from the store (the first time), and its build list.
-struct Fetched {
+pub(super) struct Fetched {
     /// `Some` when the index was read: `Some(None)` means the job has none yet (first sight).
     index: Option<Option<JobIndex>>,
-    listing: crate::jenkins::model::JobBuilds,
+    pub(super) listing: crate::jenkins::model::JobBuilds,
 }
 
 /// Reads a changed job's index (when `need_index`) and build list; touches no worker state, so many run
 /// at once.
-async fn fetch_job(
+pub(super) async fn fetch_job(
     shared: &Shared,
     client: &JenkinsClient,
     layout: &Layout,
@@ -366,7 +366,7 @@ async fn fetch_job(
 /// Applies what [`fetch_job`] read about a changed job: sets its index (the first time), pages through
 /// older builds when more are new than the build list shows, and starts a task for each finished build
 /// that is not settled yet.
-async fn look_at_job(
+pub(super) async fn look_at_job(
     shared: &Arc<Shared>,
     src: &mut Source,
     job: &JobPath,
