@@ -29,7 +29,9 @@ pub struct MirrorArgs {
     /// Time between poll cycles, e.g. 60s [config: mirror.poll_interval]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub poll_interval: Option<Duration>,
-    /// Serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9184 [config: mirror.listen]
+    /// Serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9184 [config: mirror.listen];
+    /// with a notice secret [config: mirror.notify_secret_file; env: JAM_NOTIFY_SECRET], also build notices
+    /// from Jenkins on POST /notify/jenkins
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// This worker's id among the workers sharing the store [env: JAM_WORKER_ID; config: mirror.worker_id;
@@ -76,15 +78,31 @@ pub fn run(args: MirrorArgs, mut flags: Overrides, env: &Env<'_>) -> crate::Resu
                 let listener = ops::bind(addr).await?;
                 let readiness = ops::Readiness::new(&cfg, store.clone())?
                     .with_check("heartbeat", mirror.heartbeat_check());
-                tracing::info!(listen = %listener.local_addr().unwrap_or(addr), "serving /metrics, /healthz and /readyz");
-                Some(tokio::spawn(ops::serve(
+                let notices = cfg
+                    .mirror
+                    .notify_secret
+                    .as_ref()
+                    .map(|secret| ops::NoticeEndpoint::new(secret, mirror.notices()));
+                let what = if notices.is_some() {
+                    "serving /metrics, /healthz, /readyz and build notices on POST /notify/jenkins"
+                } else {
+                    "serving /metrics, /healthz and /readyz"
+                };
+                tracing::info!(listen = %listener.local_addr().unwrap_or(addr), "{what}");
+                Some(tokio::spawn(ops::serve_with(
                     listener,
                     mirror.metrics(),
                     readiness,
+                    notices,
                     stop_endpoint.clone(),
                 )))
             }
-            None => None,
+            None => {
+                if cfg.mirror.notify_secret.is_some() {
+                    tracing::warn!("a build-notice secret is set but no listen address: notices cannot arrive (set mirror.listen or --listen)");
+                }
+                None
+            }
         };
         tracing::info!(
             store = %store.describe(),

@@ -1,6 +1,7 @@
 //! The operations endpoint of `jam mirror --listen ADDR`: `/metrics` (Prometheus text format), `/healthz`
 //! (the process is alive and serving) and `/readyz` (the store answers and takes a write, and every
-//! controller accepts jam's credentials).
+//! controller accepts jam's credentials); with a notice secret, also `POST /notify/jenkins`
+//! ([`super::notify`]).
 //!
 //! Readiness is checked live on each request, with its own Jenkins clients (one attempt, a short
 //! timeout, so a dead controller answers "not ready" in seconds instead of after the worker's retries)
@@ -239,15 +240,32 @@ pub async fn serve(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_with(listener, metrics, readiness, None, shutdown).await
+}
+
+/// [`serve`], and build notices on [`super::notify::NOTIFY_PATH`] when `notices` is given.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    metrics: Registry,
+    readiness: Readiness,
+    notices: Option<super::notify::NoticeEndpoint>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let state = Arc::new(AppState { metrics, readiness });
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready_handler))
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    if let Some(n) = notices {
+        app = app.merge(n.router());
+    }
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
 }
 
 async fn metrics_handler(State(s): State<Arc<AppState>>) -> impl IntoResponse {

@@ -179,7 +179,7 @@ impl Access {
 }
 
 /// `(user name, token)` from `Basic base64(user:token)` or `Bearer token` (schemes case-insensitive).
-fn credentials(header: &[u8]) -> Option<(Option<String>, Vec<u8>)> {
+pub(crate) fn credentials(header: &[u8]) -> Option<(Option<String>, Vec<u8>)> {
     let text = std::str::from_utf8(header).ok()?.trim();
     let (scheme, value) = text.split_once(' ')?;
     let value = value.trim();
@@ -197,7 +197,8 @@ fn credentials(header: &[u8]) -> Option<(Option<String>, Vec<u8>)> {
     }
 }
 
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+/// Whether two digests are equal, in a time that does not depend on where they differ.
+pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
