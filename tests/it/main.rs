@@ -11,6 +11,7 @@ mod memory;
 mod messages;
 mod mirror;
 mod mirror_s3;
+mod notices;
 mod operators;
 mod ops;
 mod parsers;
