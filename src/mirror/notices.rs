@@ -132,25 +132,20 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    const ALL: [Rejection; 6] = [
-        Rejection::Unauthorized,
-        Rejection::Malformed,
-        Rejection::TooLarge,
-        Rejection::Method,
-        Rejection::Unknown,
-        Rejection::Busy,
+    const ALL: [(Rejection, &'static str); 6] = [
+        (Rejection::Unauthorized, "unauthorized"),
+        (Rejection::Malformed, "malformed"),
+        (Rejection::TooLarge, "too_large"),
+        (Rejection::Method, "method"),
+        (Rejection::Unknown, "unknown"),
+        (Rejection::Busy, "busy"),
     ];
 
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Rejection::Unauthorized => "unauthorized",
-            Rejection::Malformed => "malformed",
-            Rejection::TooLarge => "too_large",
-            Rejection::Method => "method",
-            Rejection::Unknown => "unknown",
-            Rejection::Busy => "busy",
-        }
+    fn index(self) -> usize {
+        Rejection::ALL
+            .iter()
+            .position(|(r, _)| *r == self)
+            .unwrap_or(0)
     }
 }
 
@@ -176,19 +171,7 @@ impl NoticeStats {
 
     /// A request was refused.
     pub fn rejected(&self, why: Rejection) {
-        let i = Rejection::ALL.iter().position(|r| *r == why).unwrap_or(0);
-        self.rejected[i].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Requests refused for `why` so far.
-    pub fn rejected_for(&self, why: Rejection) -> u64 {
-        let i = Rejection::ALL.iter().position(|r| *r == why).unwrap_or(0);
-        self.rejected[i].load(Ordering::Relaxed)
-    }
-
-    /// Looks at a job the worker made because of notices, follow-ups included.
-    pub fn looks(&self) -> u64 {
-        self.looks.load(Ordering::Relaxed)
+        self.rejected[why.index()].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -210,8 +193,8 @@ impl Collect for NoticeStats {
             "Requests to the build-notice endpoint refused, by reason (unauthorized, malformed, too_large, \
              method, unknown, busy).",
         );
-        for (r, n) in Rejection::ALL.iter().zip(&self.rejected) {
-            f.sample("", &[("reason", r.label())], n.load(Ordering::Relaxed));
+        for ((_, label), n) in Rejection::ALL.iter().zip(&self.rejected) {
+            f.sample("", &[("reason", label)], n.load(Ordering::Relaxed));
         }
         out.counter(
             "jam_notice_looks_total",
@@ -307,11 +290,11 @@ fn under(url: &Url, base: &Url) -> bool {
         && url.path().starts_with(base.path())
 }
 
-/// A job whose noticed build was still running: when to look again, and how often it was.
+/// A job whose noticed build was still running: when to look again (on tokio's clock), how often it was.
 #[derive(Debug)]
 struct FollowUp {
     number: u64,
-    due: Instant,
+    due: tokio::time::Instant,
     tries: u32,
 }
 
@@ -356,7 +339,7 @@ impl Inbox {
             tokio::select! {
                 Some(look) = self.rx.recv() => return look,
                 _ = sleep_until(due) => {
-                    let now = Instant::now();
+                    let now = tokio::time::Instant::now();
                     let key = self
                         .follow_ups
                         .iter()
@@ -400,16 +383,16 @@ impl Inbox {
             key,
             FollowUp {
                 number,
-                due: Instant::now() + delay,
+                due: tokio::time::Instant::now() + delay,
                 tries: tries + 1,
             },
         );
     }
 }
 
-async fn sleep_until(due: Option<Instant>) {
+async fn sleep_until(due: Option<tokio::time::Instant>) {
     match due {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
+        Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
 }
@@ -481,9 +464,135 @@ impl Mirror {
             Err(e) if summary.refuse_if_newer(&e) => 0,
             Err(e) => {
                 tracing::warn!(controller = %src.client.name(), job = %look.job, error = %e, "cannot look at the job of a build notice; polling will");
+                // A job no poll has seen (perhaps none Jenkins has) leaves nothing behind.
+                if src
+                    .jobs
+                    .get(&look.job)
+                    .is_some_and(|s| s.seen.is_none() && s.index.is_none())
+                {
+                    src.jobs.remove(&look.job);
+                }
                 inbox.follow_up(look, false);
                 0
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jenkins::notice::parse;
+
+    /// Notices for two controllers: `ci` (everything but `sandbox/**`) and `other` under a context path.
+    fn two() -> (Notices, Inbox) {
+        let (tx, rx) = mpsc::channel(2);
+        let stats = Arc::new(NoticeStats::default());
+        let target = |name: &str, base: &str, exclude: &[&str]| Target {
+            name: name.into(),
+            base: Url::parse(base).unwrap(),
+            filter: JobFilter::new(
+                &[],
+                &exclude.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                "t",
+            )
+            .unwrap(),
+        };
+        let notices = Notices {
+            targets: Arc::new(vec![
+                target("ci", "https://ci.example.com/", &["sandbox/**"]),
+                target("other", "http://jenkins:8080/jenkins/", &[]),
+            ]),
+            tx,
+            stats: stats.clone(),
+        };
+        let inbox = Inbox {
+            rx,
+            follow_ups: HashMap::new(),
+            stats,
+        };
+        (notices, inbox)
+    }
+
+    fn notice(json: &str) -> BuildNotice {
+        parse(json.as_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_notice_is_mapped_to_its_controller_and_job_or_refused() {
+        let (n, mut inbox) = two();
+        // By the notice's URL, under the controller's base URL (context path included).
+        let by_url = notice(r#"{"url":"http://jenkins:8080/jenkins/job/team/job/app/7/"}"#);
+        assert_eq!(
+            n.submit(None, &by_url),
+            Ok(Submitted::Queued {
+                controller: "other".into()
+            })
+        );
+        let look = inbox.next().await;
+        assert_eq!(
+            (look.source, look.job.full_name(), look.number),
+            (1, "team/app".into(), Some(7))
+        );
+        // By name, which wins over the URL.
+        assert!(matches!(
+            n.submit(Some("ci"), &by_url),
+            Ok(Submitted::Queued { controller }) if controller == "ci"
+        ));
+        // Neither: two controllers, so which one is unknown.
+        let bare = notice(r#"{"job":"team/app","number":3}"#);
+        let err = n.submit(None, &bare).unwrap_err().to_string();
+        assert!(
+            err.contains("?controller=NAME") && err.contains("ci, other"),
+            "{err}"
+        );
+        let err = n.submit(Some("nope"), &bare).unwrap_err().to_string();
+        assert!(err.contains("no controller named 'nope'"), "{err}");
+        let sandbox = notice(r#"{"job":"sandbox/x","number":1}"#);
+        assert!(matches!(
+            n.submit(Some("ci"), &sandbox),
+            Err(NoticeRefused::NotMirrored { .. })
+        ));
+        // STARTED: accepted, no look.
+        let started = notice(r#"{"url":"job/app/","build":{"number":4,"phase":"STARTED"}}"#);
+        assert!(matches!(
+            n.submit(Some("ci"), &started),
+            Ok(Submitted::Early { .. })
+        ));
+        // The queue holds two (one left from above): the third is refused, not waited for.
+        assert!(n.submit(Some("ci"), &bare).is_ok());
+        assert_eq!(
+            n.submit(Some("ci"), &bare),
+            Err(NoticeRefused::Busy("its queue of notices is full"))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_running_build_is_followed_up_with_growing_delays_a_bounded_number_of_times() {
+        let (_n, mut inbox) = two();
+        let look = Look {
+            source: 0,
+            job: JobPath::new(["app"]),
+            number: Some(9),
+        };
+        let mut waits = Vec::new();
+        inbox.follow_up(look.clone(), true);
+        loop {
+            let t = tokio::time::Instant::now();
+            let again = inbox.next().await;
+            assert_eq!(again, look);
+            waits.push(t.elapsed().as_millis());
+            inbox.follow_up(again, true);
+            if inbox.follow_ups.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(waits.len() as u32, FOLLOW_UPS);
+        assert_eq!(&waits[..7], [500, 1000, 2000, 4000, 8000, 16000, 30000]);
+        assert!(waits[7..].iter().all(|w| *w == 30000), "{waits:?}");
+        // Done (finished or settled): forgotten.
+        inbox.follow_up(look.clone(), true);
+        inbox.follow_up(look, false);
+        assert!(inbox.follow_ups.is_empty());
     }
 }
