@@ -307,8 +307,6 @@ pub(super) struct Inbox {
 
 /// The endpoint's handle and the worker's inbox for `sources`.
 pub(super) fn channel(sources: &[poll::Source]) -> (Notices, Inbox) {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let stats = Arc::new(NoticeStats::default());
     let targets = sources
         .iter()
         .map(|s| Target {
@@ -317,6 +315,12 @@ pub(super) fn channel(sources: &[poll::Source]) -> (Notices, Inbox) {
             filter: s.filter.clone(),
         })
         .collect();
+    channel_of(targets, QUEUE)
+}
+
+fn channel_of(targets: Vec<Target>, queue: usize) -> (Notices, Inbox) {
+    let (tx, rx) = mpsc::channel(queue);
+    let stats = Arc::new(NoticeStats::default());
     let notices = Notices {
         targets: Arc::new(targets),
         tx,
@@ -486,8 +490,6 @@ mod tests {
 
     /// Notices for two controllers: `ci` (everything but `sandbox/**`) and `other` under a context path.
     fn two() -> (Notices, Inbox) {
-        let (tx, rx) = mpsc::channel(2);
-        let stats = Arc::new(NoticeStats::default());
         let target = |name: &str, base: &str, exclude: &[&str]| Target {
             name: name.into(),
             base: Url::parse(base).unwrap(),
@@ -498,20 +500,11 @@ mod tests {
             )
             .unwrap(),
         };
-        let notices = Notices {
-            targets: Arc::new(vec![
-                target("ci", "https://ci.example.com/", &["sandbox/**"]),
-                target("other", "http://jenkins:8080/jenkins/", &[]),
-            ]),
-            tx,
-            stats: stats.clone(),
-        };
-        let inbox = Inbox {
-            rx,
-            follow_ups: HashMap::new(),
-            stats,
-        };
-        (notices, inbox)
+        let targets = vec![
+            target("ci", "https://ci.example.com/", &["sandbox/**"]),
+            target("other", "http://jenkins:8080/jenkins/", &[]),
+        ];
+        channel_of(targets, 2)
     }
 
     fn notice(json: &str) -> BuildNotice {

@@ -40,14 +40,17 @@ fn every_example_config_parses_and_validates() {
             "/run/credentials/jam-mirror.service",
             secrets.path().to_str().unwrap(),
         );
-        let raw = parse_toml(&path, &text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let cfg = Config::from_raw(
-            raw,
-            Some(path.clone()),
-            &Overrides::default(),
-            &crate::harness::env(),
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let load = |text: &str| {
+            let raw = parse_toml(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            Config::from_raw(
+                raw,
+                Some(path.clone()),
+                &Overrides::default(),
+                &crate::harness::env(),
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        let cfg = load(&text);
         assert!(
             !cfg.jenkins.is_empty(),
             "{} configures a controller",
@@ -62,16 +65,8 @@ fn every_example_config_parses_and_validates() {
         // The build-notice setting as the example shows it (commented out) parses and turns them on.
         let setting = "# notify_secret_file = ";
         if text.contains(setting) {
-            let on = text.replace(setting, "notify_secret_file = ");
-            let raw = parse_toml(&path, &on).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let cfg = Config::from_raw(
-                raw,
-                Some(path.clone()),
-                &Overrides::default(),
-                &crate::harness::env(),
-            )
-            .unwrap_or_else(|e| panic!("{} with notices on: {e}", path.display()));
-            assert!(cfg.mirror.notify_secret.is_some(), "{}", path.display());
+            let on = load(&text.replace(setting, "notify_secret_file = "));
+            assert!(on.mirror.notify_secret.is_some(), "{}", path.display());
             notices_shown += 1;
         }
     }

@@ -317,31 +317,16 @@ async fn wrong_secrets_and_malformed_notices_are_refused(target: Target) {
     assert!(!committed(&target.store, &layout, "app", 2).await);
     assert_eq!(w.metric("jam_notice_looks_total").await, 0);
     assert_eq!(w.metric("jam_notices_accepted_total").await, 0);
-    assert_eq!(
-        w.metric("jam_notices_rejected_total{reason=\"unauthorized\"}")
-            .await,
-        3
-    );
-    assert_eq!(
-        w.metric("jam_notices_rejected_total{reason=\"malformed\"}")
-            .await,
-        4
-    );
-    assert_eq!(
-        w.metric("jam_notices_rejected_total{reason=\"too_large\"}")
-            .await,
-        1
-    );
-    assert_eq!(
-        w.metric("jam_notices_rejected_total{reason=\"method\"}")
-            .await,
-        1
-    );
-    assert_eq!(
-        w.metric("jam_notices_rejected_total{reason=\"unknown\"}")
-            .await,
-        1
-    );
+    for (reason, n) in [
+        ("unauthorized", 3),
+        ("malformed", 4),
+        ("too_large", 1),
+        ("method", 1),
+        ("unknown", 1),
+    ] {
+        let name = format!("jam_notices_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(w.metric(&name).await, n, "{name}");
+    }
     assert_eq!(w.metric("jam_notices_received_total").await, 10);
     // The secret in the URL parameter works, and is in no log line.
     let (status, text) = w.post(&format!("?token={SECRET}"), None, notice).await;
