@@ -20,7 +20,7 @@ use crate::harness::{self, KillOnDrop, Target};
 
 const SECRET: &str = "n0tice-s3cret-0123456789";
 
-/// A `jam mirror --listen` process with the notice secret, logging to a file.
+/// A `jam mirror --listen` process with the notice secret, logging everything (`RUST_LOG=trace`) to a file.
 struct Worker {
     _child: KillOnDrop,
     listen: SocketAddr,
@@ -43,8 +43,9 @@ impl Worker {
             .env("JENKINS_USER", harness::USER)
             .env("JENKINS_API_TOKEN", harness::TOKEN)
             .env("JAM_NOTIFY_SECRET", SECRET)
+            .env("RUST_LOG", "trace")
             .current_dir(dir.path())
-            .args(["--log-format", "json", "--log-level", "debug", "mirror"])
+            .args(["--log-format", "json", "mirror"])
             .args(["--worker-id", id, "--poll-interval", poll])
             .args(["--listen", &listen.to_string()])
             .stdin(Stdio::null())
@@ -339,7 +340,15 @@ async fn wrong_secrets_and_malformed_notices_are_refused(target: Target) {
         &w,
     )
     .await;
-    assert!(!w.log().contains(SECRET), "the secret is never logged");
+    let log = w.log();
+    assert!(
+        log.lines().count() > 100,
+        "the worker logs at trace level:\n{log}"
+    );
+    assert!(
+        !log.contains(SECRET),
+        "the secret is never logged, not even at trace level"
+    );
 }
 
 /// A notice that never arrives (the receiver's address is wrong) costs only freshness: the next poll
