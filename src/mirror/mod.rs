@@ -444,6 +444,8 @@ impl Mirror {
                 }
             }
         }
+        // No more looks: notices from now on are refused (503), not queued for a loop that has ended.
+        drop(inbox);
         if summary.refused.is_some() || displaced.is_cancelled() {
             // Nothing more may be written into a store a newer jam owns, nor by a worker another has
             // displaced: no grace period.
