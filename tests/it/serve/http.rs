@@ -329,22 +329,10 @@ async fn the_json_api_speaks_jenkins() {
         "{metrics}"
     );
     assert!(metrics.contains("jam_store_requests_total"), "{metrics}");
-    assert_eq!(
-        c.get(format!("{}healthz", gw.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(format!("{}readyz", gw.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    for probe in ["healthz", "readyz"] {
+        let r = c.get(format!("{}{probe}", gw.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{probe}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
