@@ -667,3 +667,32 @@ async fn failed_downloads_are_recorded_with_exact_messages() {
         assert!(harness::manifest(&t.store, &job, 1).await.is_none());
     }
 }
+
+/// Artifacts that fit one part run many at once (`small_transfers`), beyond `transfers`, which bounds the
+/// larger ones: with `transfers = 1`, 16 small artifacts whose downloads each take 500 ms are read together
+/// (bounded by `max_requests`, 8), not one after another (8 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_artifacts_transfer_many_at_once() {
+    let mut b = BuildSpec::finished(1, BuildResult::Success);
+    for i in 0..16 {
+        b = b.with_artifact(ArtifactSpec::sized(&format!("out/f{i:02}.bin"), 1000));
+    }
+    let sim = Sim::start(harness::scenario().with_item(ItemSpec::freestyle("app").with_build(b)));
+    sim.add_fault(Fault::latency(std::time::Duration::from_millis(500)).on(RouteKind::Artifact))
+        .unwrap();
+    let t = Target::local();
+    let cfg = t.config(&sim, "[mirror]\ntransfers = 1\n");
+    let started = std::time::Instant::now();
+    let s = mirror_once(&cfg, &t.store).await;
+    let took = started.elapsed();
+    assert!(s.ok() && s.mirrored == 1, "{s:?}");
+    assert_eq!(
+        sim.requests().iter().filter(|r| r.faulted).count(),
+        16,
+        "every download was slowed"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(4),
+        "16 slow small downloads took {took:?}"
+    );
+}
