@@ -595,20 +595,27 @@ async fn changed_jobs_are_read_concurrently() {
             .path_regex(r"^/job/j[0-9]+/api/json"),
     )
     .unwrap();
+    slowed_requests_overlap(&sim, "", 40, 40, "build lists").await;
+}
+
+/// One `--once` run into a local directory with `extra` config, over a simulator whose `slowed` requests
+/// carry a latency fault: it must mirror `builds` builds, every slowed request must have been made, and
+/// the run must take less than 4 s (the slowed requests overlap instead of following one another).
+async fn slowed_requests_overlap(sim: &Sim, extra: &str, builds: u64, slowed: usize, what: &str) {
     let t = Target::local();
-    let cfg = t.config(&sim, "");
+    let cfg = t.config(sim, extra);
     let started = std::time::Instant::now();
     let s = mirror_once(&cfg, &t.store).await;
     let took = started.elapsed();
-    assert!(s.ok() && s.mirrored == 40, "{s:?}");
+    assert!(s.ok() && s.mirrored == builds, "{s:?}");
     assert_eq!(
         sim.requests().iter().filter(|r| r.faulted).count(),
-        40,
-        "every build list was slowed"
+        slowed,
+        "every one of the {what} was slowed"
     );
     assert!(
         took < std::time::Duration::from_secs(4),
-        "40 slow build lists took {took:?}"
+        "{slowed} slow {what} took {took:?}"
     );
 }
 
@@ -680,19 +687,5 @@ async fn small_artifacts_transfer_many_at_once() {
     let sim = Sim::start(harness::scenario().with_item(ItemSpec::freestyle("app").with_build(b)));
     sim.add_fault(Fault::latency(std::time::Duration::from_millis(500)).on(RouteKind::Artifact))
         .unwrap();
-    let t = Target::local();
-    let cfg = t.config(&sim, "[mirror]\ntransfers = 1\n");
-    let started = std::time::Instant::now();
-    let s = mirror_once(&cfg, &t.store).await;
-    let took = started.elapsed();
-    assert!(s.ok() && s.mirrored == 1, "{s:?}");
-    assert_eq!(
-        sim.requests().iter().filter(|r| r.faulted).count(),
-        16,
-        "every download was slowed"
-    );
-    assert!(
-        took < std::time::Duration::from_secs(4),
-        "16 slow small downloads took {took:?}"
-    );
+    slowed_requests_overlap(&sim, "[mirror]\ntransfers = 1\n", 1, 16, "small downloads").await;
 }
