@@ -53,7 +53,8 @@ pub struct MirrorConfig {
 }
 
 /// Transfers of small artifacts at once by default: enough to keep an S3 server and Jenkins busy with
-/// small requests (s5cmd's uploads level off near 32 here), few enough that their connections stay modest.
+/// small requests (s5cmd moves small files no faster with 256 workers than with 32), few enough that
+/// their connections stay modest.
 const DEFAULT_SMALL_TRANSFERS: usize = 64;
 
 const RESULTS: [&str; 5] = ["SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"];
