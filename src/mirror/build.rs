@@ -369,6 +369,8 @@ impl BuildTask {
             source,
         };
         let small = self.slot(&self.shared.small_transfers).await?;
+        // In flight from the moment it holds a slot: the wait for Jenkins' answer is part of the transfer.
+        let _counted = Counted::new(&self.shared.stats.transfers_in_flight);
         let dl = match self.client.download(url).await {
             Ok(dl) => dl,
             Err(e) if e.is_not_found() || e.is_unauthorized() => {
@@ -386,7 +388,6 @@ impl BuildTask {
             self.slot(&self.shared.transfers).await?
         };
         let stats = &self.shared.stats;
-        let _counted = Counted::new(&stats.transfers_in_flight);
         let flight =
             stats
                 .transfers
