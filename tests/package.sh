@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The Debian package, end to end, as a release engineer meets it: built (packaging/deb.sh), checked with
 # lintian (no errors), installed with dpkg -i, looked at (jam --version, man jam, the bash, zsh and fish
-# completions, systemd-analyze verify on the installed units, the jam user, the conffile), installed again
-# over itself, and purged; then nothing of it may be left. A second round shows that purge keeps a state
-# directory that holds data, and says so.
+# completions, systemd-analyze verify on the installed units jam-mirror.service and jam-serve.service, the
+# jam user, the conffiles each unit reads), installed again over itself, and purged; then nothing of it may
+# be left. A second round shows that purge keeps a state directory that holds data, and says so.
 #
 #   bash tests/package.sh          (tests/run.sh runs it after the cargo tests)
 #
@@ -101,7 +101,7 @@ page=$(MANWIDTH=100 man jam 2>&1) || fail "man jam: $page"
 for want in "jam - Jenkins Artifact Mirror" SYNOPSIS "jam-mirror(1)" "Exit codes:"; do
     grep -qF -- "$want" <<<"$page" || fail "man jam does not show '$want':\n$page"
 done
-for sub in mirror fetch ls verify doctor prune completions; do
+for sub in mirror fetch ls verify doctor prune serve completions; do
     man -w "jam-$sub" >/dev/null || fail "no man page jam-$sub(1)"
 done
 grep -qF -- "--once" <<<"$(MANWIDTH=100 man jam-mirror)" || fail "man jam-mirror does not show --once"
@@ -120,8 +120,10 @@ fish_words=$(HOME="$SCRATCH" XDG_CONFIG_HOME="$SCRATCH/config" fish -c 'complete
 grep -q '^mirror' <<<"$fish_words" || fail "fish does not complete 'jam mi' to mirror: '$fish_words'"
 
 step "systemd-analyze verify the installed units"
-mapfile -t UNITS < <(printf '%s\n' "${FILES[@]}" | grep '^/usr/lib/systemd/system/.*\.service$')
-((${#UNITS[@]} >= 1)) || fail "the package installs no systemd unit"
+mapfile -t UNITS < <(printf '%s\n' "${FILES[@]}" | grep '^/usr/lib/systemd/system/.*\.service$' | sort)
+want_units="/usr/lib/systemd/system/jam-mirror.service /usr/lib/systemd/system/jam-serve.service"
+[[ "${UNITS[*]}" == "$want_units" ]] || fail "the package installs the units '${UNITS[*]}', not '$want_units'"
+CONFFILES=$(dpkg-query -W -f='${Conffiles}\n' jam)
 for unit in "${UNITS[@]}"; do
     out=$(systemd-analyze verify "$unit" 2>&1) || fail "systemd-analyze verify $unit: $out"
     name=$(basename "$unit")
@@ -130,16 +132,26 @@ for unit in "${UNITS[@]}"; do
     fi
     grep -qx 'User=jam' "$unit" || fail "$name does not run as the jam user"
     grep -qx 'ExecStart=/usr/bin/jam .*' "$unit" || fail "$name does not start /usr/bin/jam"
+    # The config the unit reads is the package's, kept across upgrades.
+    config=$(sed -n 's|^ExecStart=/usr/bin/jam .*--config \([^ ]*\).*|\1|p' "$unit")
+    grep -q "^ $config " <<<"$CONFFILES" || fail "$name reads '$config', which is no conffile of the package"
+    # Each credential it loads is named in that config under the unit's own credentials directory.
+    while IFS= read -r id; do
+        grep -qF "\"/run/credentials/$name/$id\"" "$config" ||
+            fail "$name loads the credential $id, which $config does not name (/run/credentials/$name/$id)"
+    done < <(sed -n 's/^LoadCredential=\([^:]*\):.*/\1/p' "$unit")
     echo "$name: verified"
 done
 
-step "the jam user, the credentials directory, the conffile"
+step "the jam user, the credentials directory, the conffiles"
 IFS=: read -r _ _ uid _ _ home shell < <(getent passwd jam)
 ((uid < 1000)) || fail "jam is not a system user (uid $uid)"
 [[ "$home" == /var/lib/jam-mirror && "$shell" == */nologin ]] || fail "jam's home '$home' or shell '$shell'"
 getent group jam >/dev/null || fail "no group jam"
 [[ "$(stat -c '%a %U' /etc/jam/credentials)" == "700 root" ]] || fail "/etc/jam/credentials is $(stat -c '%a %U' /etc/jam/credentials)"
-dpkg-query -W -f='${Conffiles}\n' jam | grep -q '^ /etc/jam/jam.toml ' || fail "/etc/jam/jam.toml is no conffile"
+for conf in /etc/jam/jam.toml /etc/jam/serve.toml; do
+    grep -q "^ $conf " <<<"$CONFFILES" || fail "$conf is no conffile"
+done
 jam --config /etc/jam/jam.toml ls --help >/dev/null || fail "jam does not start with the installed config"
 
 step "dpkg -i again (an upgrade to the same version)"

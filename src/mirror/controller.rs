@@ -7,44 +7,53 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::{
+    config::JobFilter,
     format::{
-        layout::{FORMAT_VERSION, JobPath},
+        layout::{FORMAT_VERSION, JobPath, Layout},
         manifest::{ControllerInfo, now_rfc3339},
     },
-    jenkins::model::PollResult,
+    jenkins::{JenkinsClient, model::PollResult},
 };
 
-use super::{Shared, poll::Source};
+use super::Shared;
 
 /// The record as the worker last wrote (or found) it; `None` until the first poll looked.
 #[derive(Debug, Default)]
 pub(super) struct Recorded(Option<ControllerInfo>);
 
-/// Records what a successful poll of `src` showed, if it differs from what is stored.
-pub(super) async fn note(shared: &Shared, src: &mut Source, polled: &PollResult) {
-    let info = seen(src, polled);
-    let catalog = shared.archive.catalog();
-    if src.recorded.0.is_none() {
-        match catalog.controller(&src.layout).await {
-            Ok(stored) => src.recorded.0 = stored,
-            Err(e) => {
-                tracing::warn!(controller = %src.client.name(), error = %e, "cannot read the controller record");
+/// The controller a poll was of: where its mirror lives, its client, and which of its jobs are mirrored.
+pub(super) struct Polled<'a> {
+    pub(super) layout: &'a Layout,
+    pub(super) client: &'a JenkinsClient,
+    pub(super) filter: &'a JobFilter,
+}
+
+impl Recorded {
+    /// Records what a successful poll of `src` showed, if it differs from what is stored.
+    pub(super) async fn note(&mut self, shared: &Shared, src: Polled<'_>, polled: &PollResult) {
+        let info = seen(&src, polled);
+        if self.0.is_none() {
+            match shared.archive.catalog().controller(src.layout).await {
+                Ok(stored) => self.0 = stored,
+                Err(e) => {
+                    tracing::warn!(controller = %src.client.name(), error = %e, "cannot read the controller record");
+                }
             }
         }
-    }
-    if src.recorded.0.as_ref().is_some_and(|r| r.same_as(&info)) {
-        return;
-    }
-    match shared.archive.record_controller(&src.layout, &info).await {
-        Ok(()) => src.recorded.0 = Some(info),
-        Err(e) => {
-            tracing::warn!(controller = %src.client.name(), error = %e, "cannot write the controller record; trying again after the next poll");
+        if self.0.as_ref().is_some_and(|r| r.same_as(&info)) {
+            return;
+        }
+        match shared.archive.record_controller(src.layout, &info).await {
+            Ok(()) => self.0 = Some(info),
+            Err(e) => {
+                tracing::warn!(controller = %src.client.name(), error = %e, "cannot write the controller record; trying again after the next poll");
+            }
         }
     }
 }
 
 /// The record a poll shows: the jobs the filter mirrors, the folders above them, the version.
-fn seen(src: &Source, polled: &PollResult) -> ControllerInfo {
+fn seen(src: &Polled<'_>, polled: &PollResult) -> ControllerInfo {
     let folders: HashMap<&JobPath, &String> = polled.folders.iter().map(|(p, c)| (p, c)).collect();
     let mut items = BTreeMap::new();
     for job in &polled.jobs {

@@ -208,7 +208,12 @@ impl Mirror {
         let polled = src.client.poll(src.folder_depth).await?;
         src.locked_until = None;
         src.lockouts = 0;
-        super::controller::note(&self.shared, src, &polled).await;
+        let of = super::controller::Polled {
+            layout: &src.layout,
+            client: &src.client,
+            filter: &src.filter,
+        };
+        src.recorded.note(&self.shared, of, &polled).await;
         for deep in polled.too_deep {
             if src.warned_deep.insert(deep.clone()) {
                 tracing::warn!(

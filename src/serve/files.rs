@@ -32,7 +32,7 @@ use super::{
     json::{ItemAt, Site},
     metrics::Route,
     pages,
-    route::{Answer, BuildAt, Found, Req},
+    request::{Answer, BuildAt, Found, Req},
 };
 
 /// `…/<build>/artifact/<rest>`.

@@ -4,7 +4,7 @@
 //! It reads the store through the archive's catalog and the store's revalidating reads ([`view`]), and
 //! writes nothing. The parts:
 //!
-//! - [`route`]: Jenkins' URL space (sources, `job/<seg>` items, builds by number and permalink,
+//! - [`route`] (with the types of what a request names in [`request`]): Jenkins' URL space (sources, `job/<seg>` items, builds by number and permalink,
 //!   `artifact/…`, `SHA256SUMS`, the root endpoints clients call);
 //! - [`json`]: the exported beans (`…/api/json|python`, `tree` and `depth` through the shared Stapler
 //!   code in [`crate::jenkins::stapler`]);
@@ -24,6 +24,7 @@ mod items;
 mod json;
 pub mod metrics;
 mod pages;
+mod request;
 mod route;
 mod view;
 
@@ -42,7 +43,7 @@ use crate::{
 
 use access::{Access, Denied};
 use metrics::{Route, ServeStats};
-use route::Req;
+use request::Req;
 use view::View;
 
 /// Why the gateway cannot start.

@@ -24,7 +24,7 @@ use super::{
     items::{ItemTree, Node},
     json::{self, ItemAt, Site},
     metrics::Route,
-    route::{Answer, BuildAt, Found, Req},
+    request::{Answer, BuildAt, Found, Req},
 };
 
 /// The pages' stylesheet.

@@ -9,14 +9,11 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use http::{HeaderMap, Method, StatusCode};
+use http::StatusCode;
 
 use crate::{
     archive::CatalogError,
-    format::{
-        layout::{JobPath, Layout},
-        manifest::{JobIndex, Manifest},
-    },
+    format::layout::{JobPath, Layout},
     jenkins::stapler::{ApiError, Flavor, Pruner, api_flavor, render},
 };
 
@@ -25,24 +22,12 @@ use super::{
     access::Reader,
     answers::{self, Response},
     files,
-    items::{ItemTree, Node},
+    items::ItemTree,
     json::{self, Env, ItemAt, Loaded, Site},
     metrics::Route,
     pages,
+    request::{Answer, BuildAt, Found, Req},
 };
-
-/// A request, once its reader is known.
-pub(super) struct Req<'a> {
-    pub(super) method: &'a Method,
-    pub(super) headers: &'a HeaderMap,
-    /// The raw path (still encoded).
-    pub(super) path: &'a str,
-    pub(super) query: Option<&'a str>,
-    pub(super) reader: Reader,
-}
-
-/// An answer and its route label, or a store failure.
-pub(super) type Answer = Result<(Route, Response), CatalogError>;
 
 /// Paths that are Jenkins' own at the root, never a source prefix.
 const RESERVED: [&str; 9] = [
@@ -56,29 +41,6 @@ const RESERVED: [&str; 9] = [
     "static",
     "view",
 ];
-
-/// The item a request names, in the tree it was found in.
-pub(super) struct Found<'t> {
-    pub(super) nodes: Vec<&'t Node>,
-    pub(super) chain: Vec<ItemAt>,
-}
-
-impl Found<'_> {
-    pub(super) fn node(&self) -> &Node {
-        self.nodes.last().expect("an item")
-    }
-
-    pub(super) fn at(&self) -> &ItemAt {
-        self.chain.last().expect("an item")
-    }
-}
-
-/// A build a request names: its number, index and manifest.
-pub(super) struct BuildAt {
-    pub(super) number: u64,
-    pub(super) index: Arc<JobIndex>,
-    pub(super) manifest: Arc<Manifest>,
-}
 
 impl Gateway {
     /// Answers a request whose reader is known.

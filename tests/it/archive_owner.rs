@@ -29,12 +29,14 @@ const STORE_WRITES: [&str; 7] = [
     "store().delete(",
 ];
 
-/// The source without comment lines, with all whitespace removed (so a call split over lines still reads
+/// The source without comment lines and without its unit tests (the `#[cfg(test)]` module, last in a file:
+/// tests set up stores as they need), with all whitespace removed (so a call split over lines still reads
 /// as one).
 fn code(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
+        .take_while(|l| l.trim() != "#[cfg(test)]")
         .filter(|l| !l.trim_start().starts_with("//"))
         .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
         .collect()

@@ -35,10 +35,16 @@ fn every_example_config_parses_and_validates() {
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
         }
-        let text = std::fs::read_to_string(&path).unwrap().replace(
-            "/run/credentials/jam-mirror.service",
-            secrets.path().to_str().unwrap(),
-        );
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(
+                "/run/credentials/jam-mirror.service",
+                secrets.path().to_str().unwrap(),
+            )
+            .replace(
+                "/run/credentials/jam-serve.service",
+                secrets.path().to_str().unwrap(),
+            );
         let raw = parse_toml(&path, &text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let cfg = Config::from_raw(
             raw,
@@ -47,14 +53,23 @@ fn every_example_config_parses_and_validates() {
             &crate::harness::env(),
         )
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(
-            !cfg.jenkins.is_empty(),
-            "{} configures a controller",
-            path.display()
-        );
+        // The gateway's config (serve.example.toml) reads the store and names no controller.
+        if path.file_name() == Some("serve.example.toml".as_ref()) {
+            assert!(
+                !cfg.serve.users.is_empty(),
+                "{} names a user",
+                path.display()
+            );
+        } else {
+            assert!(
+                !cfg.jenkins.is_empty(),
+                "{} configures a controller",
+                path.display()
+            );
+        }
         seen += 1;
     }
-    assert!(seen >= 2, "config/ holds the example configs");
+    assert!(seen >= 3, "config/ holds the example configs");
 }
 
 #[test]

@@ -329,22 +329,10 @@ async fn the_json_api_speaks_jenkins() {
         "{metrics}"
     );
     assert!(metrics.contains("jam_store_requests_total"), "{metrics}");
-    assert_eq!(
-        c.get(format!("{}healthz", gw.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(format!("{}readyz", gw.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    for probe in ["healthz", "readyz"] {
+        let r = c.get(format!("{}{probe}", gw.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{probe}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,9 +433,7 @@ async fn zips_unzip_to_exactly_the_artifacts() {
         ("artifact/*zip*/archive.zip", "archive/", ""),
         ("artifact/dist/*zip*/dist.zip", "dist/", "dist/"),
     ] {
-        let r = c
-            .get(format!("{}{APP}1/{path}", gw.url))
-            .basic_auth(ALICE.0, Some(ALICE.1))
+        let r = get_as(&c, &gw, &format!("{APP}1/{path}"), ALICE)
             .send()
             .await
             .unwrap();
@@ -545,9 +531,7 @@ async fn presigned_mode_redirects_downloads_to_s3_and_needs_an_s3_store() {
     )
     .await;
     let c = client();
-    let r = c
-        .get(format!("{}{APP}1/artifact/dist/app.bin", gw.url))
-        .basic_auth(ALICE.0, Some(ALICE.1))
+    let r = get_as(&c, &gw, &format!("{APP}1/artifact/dist/app.bin"), ALICE)
         .send()
         .await
         .unwrap();
@@ -568,9 +552,7 @@ async fn presigned_mode_redirects_downloads_to_s3_and_needs_an_s3_store() {
         sha(&sim_bytes(&m, "team a/app", 1, "dist/app.bin"))
     );
     // Listings and JSON are still the gateway's.
-    let r = c
-        .get(format!("{}{APP}1/api/json?tree=number", gw.url))
-        .basic_auth(ALICE.0, Some(ALICE.1))
+    let r = get_as(&c, &gw, &format!("{APP}1/api/json?tree=number"), ALICE)
         .send()
         .await
         .unwrap();

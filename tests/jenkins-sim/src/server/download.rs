@@ -29,6 +29,16 @@ fn dir_children(arts: &[Arc<Artifact>], dir: &str) -> Vec<(String, bool)> {
     artifacts::dir_children(arts.iter().map(|a| a.path.as_str()), dir)
 }
 
+/// The directory the path segments before `*zip*` or `*plain*` name (empty segments dropped).
+fn dir_before(segments: &[&str]) -> String {
+    segments
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 pub(super) fn request_base(sh: &Shared, headers: &HeaderMap) -> String {
     match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
         Some(host) => format!("http://{host}"),
@@ -57,12 +67,7 @@ pub(super) fn artifact_route(
         return redirect(&format!("{}{}/", request_base(sh, r.headers), r.path));
     }
     if let Some(k) = rest.iter().position(|s| *s == "*zip*") {
-        let dir = rest[..k]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("/");
+        let dir = dir_before(&rest[..k]);
         let prefix = if dir.is_empty() {
             "archive".to_string()
         } else {
@@ -98,12 +103,7 @@ pub(super) fn artifact_route(
         return resp;
     }
     if let Some(k) = rest.iter().position(|s| *s == "*plain*") {
-        let dir = rest[..k]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("/");
+        let dir = dir_before(&rest[..k]);
         let kids = dir_children(arts, &dir);
         if kids.is_empty() {
             return not_found(m);
@@ -165,6 +165,27 @@ pub(super) fn artifact_route(
 pub(super) fn http_date(ms: i64) -> String {
     let t = SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     httpdate::fmt_http_date(t)
+}
+
+/// A response of `a`'s bytes `start..end` (no body for `HEAD`) with `status`, `Content-Type` and
+/// `Content-Length`.
+pub(super) fn bytes_response(
+    a: &Arc<Artifact>,
+    method: &Method,
+    status: StatusCode,
+    (start, end): (u64, u64),
+    content_type: &'static str,
+) -> Response {
+    let mut resp = if method == Method::HEAD {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from_stream(body_stream(a.clone(), start, end)))
+    };
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    resp
 }
 
 pub(super) fn body_stream(a: Arc<Artifact>, start: u64, end: u64) -> BodyStream {
@@ -242,18 +263,9 @@ pub(super) fn jenkins_file_response(a: Arc<Artifact>, r: &Req<'_>, csp: bool) ->
         None => (StatusCode::OK, 0, len),
     };
     let lm = http_date(a.last_modified);
-    let mut resp = if r.method == Method::HEAD {
-        Response::new(Body::empty())
-    } else {
-        Response::new(Body::from_stream(body_stream(a.clone(), start, end)))
-    };
-    *resp.status_mut() = status;
+    let content_type = artifacts::content_type(&a.file_name);
+    let mut resp = bytes_response(&a, r.method, status, (start, end), content_type);
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(artifacts::content_type(&a.file_name)),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     if let Ok(v) = HeaderValue::from_str(&lm) {
         h.insert(header::LAST_MODIFIED, v.clone());
         h.insert(header::EXPIRES, v);

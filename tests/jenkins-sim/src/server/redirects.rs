@@ -3,12 +3,12 @@
 //! URLs (and answers 400 to authenticated requests).
 
 use super::answers::{forbidden, html, not_found, redirect};
-use super::download::{body_stream, http_date, jenkins_file_response};
+use super::download::{bytes_response, http_date, jenkins_file_response};
 use super::{Req, Shared};
 use crate::model::{Artifact, Model, Who, now_ms};
 use crate::names::{parse_query, raw_encode, split_path};
 use axum::body::Body;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine as _;
 use serde_json::Value;
@@ -221,18 +221,14 @@ fn s3_file_response(a: Arc<Artifact>, r: &Req<'_>) -> Response {
             len.div_ceil(8 << 20)
         )
     };
-    let mut resp = if r.method == Method::HEAD {
-        Response::new(Body::empty())
-    } else {
-        Response::new(Body::from_stream(body_stream(a.clone(), start, end)))
-    };
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+    let mut resp = bytes_response(
+        &a,
+        r.method,
+        status,
+        (start, end),
+        "application/octet-stream",
     );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&http_date(a.last_modified)) {
         h.insert(header::LAST_MODIFIED, v);
     }
