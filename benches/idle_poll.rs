@@ -2,7 +2,9 @@
 //! folders three deep, nothing new. `jam mirror` runs with a 1 s poll interval; once its first cycle is
 //! done, the simulator's request log and the CPU times of jam, the simulator and the S3 server are taken
 //! over a window of cycles. Beside it, the poller people write by hand: one `lastBuild` request per job,
-//! with curl in parallel. `cargo bench --bench idle-poll [-- --quick] [--runs N] [--readme]`.
+//! with curl in parallel. And the first cycle of a fresh process, as cron runs it: `jam mirror --once`
+//! over 2,000 jobs whose store already holds every job's index, nothing new, each run a new process.
+//! `cargo bench --bench idle-poll [-- --quick] [--runs N] [--readme]`.
 
 mod common;
 
@@ -18,6 +20,9 @@ use common::{
 };
 use jenkins_sim::{BuildResult, BuildSpec, ItemSpec, Scenario};
 use serde_json::{Value, json};
+
+/// Jobs of the fresh `--once` case (the 2,000).
+const FRESH_JOBS: usize = 2000;
 
 /// Poll interval jam runs with.
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -173,6 +178,47 @@ fn jam_idle(env: &Env, s3: &Seaweed, jobs: usize, cycles: usize, dir: &std::path
     }
 }
 
+/// Fresh `jam mirror --once` processes over `jobs` jobs where nothing changed since a first run.
+struct FreshOnce {
+    jobs: usize,
+    first_run: common::Run,
+    runs: Vec<common::Run>,
+}
+
+fn fresh_once(
+    env: &Env,
+    s3: &Seaweed,
+    jobs: usize,
+    runs: usize,
+    dir: &std::path::Path,
+) -> FreshOnce {
+    let (sc, _) = scenario(jobs);
+    let sim = SimProc::start(env, &sc, dir);
+    let cfg = dir.join("jam.toml");
+    fs::write(&cfg, "[mirror]\nbackfill = \"none\"\n").expect("write jam.toml");
+    let servers = Servers {
+        env,
+        s3: Some(s3),
+        sim: &sim,
+    };
+    let once = |log: &str| {
+        let mut c = Command::new(&env.jam);
+        s3.s3_env(&mut c);
+        c.env("JAM_CONFIG", &cfg)
+            .env("JAM_STORE", format!("s3://{BUCKET}/fresh-{jobs}"));
+        common::mirror_once(&mut c, &sim, dir, true);
+        servers.measure(&mut c, &dir.join(log), false)
+    };
+    // The first run ever sees every job for the first time and records its backfill cut in its index.
+    let first_run = once("first.log");
+    let runs = (0..runs).map(|r| once(&format!("fresh-{r}.log"))).collect();
+    FreshOnce {
+        jobs,
+        first_run,
+        runs,
+    }
+}
+
 /// One cycle of the hand-written poller: `lastBuild` of every job, curl with 8 in parallel.
 struct CurlIdle {
     jobs: usize,
@@ -247,6 +293,11 @@ fn main() {
     let s3 = Seaweed::start(&env, &tmp.path().join("seaweedfs"));
     let mut jam_rows = Vec::new();
     let mut curl_rows = Vec::new();
+    eprintln!("bench idle-poll: fresh --once processes over {FRESH_JOBS} jobs");
+    let d = tmp.path().join("fresh");
+    fs::create_dir_all(&d).expect("mkdir");
+    let fresh = fresh_once(&env, &s3, FRESH_JOBS, opts.runs, &d);
+    s3.clear(&format!("fresh-{FRESH_JOBS}"));
     for jobs in [500, 5000] {
         for r in 0..opts.runs {
             eprintln!("bench idle-poll: {jobs} jobs, run {}/{}", r + 1, opts.runs);
@@ -321,16 +372,68 @@ fn main() {
             "peak_rss_mib": common::round3(c.peak_rss_mib),
         }));
     }
+    let mut fresh_table = String::from(
+        "| run | jobs | Jenkins requests | wall s | jam CPU ms | simulator CPU ms | S3 server CPU ms | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let row = |t: &mut String, name: &str, r: &common::Run| {
+        let _ = writeln!(
+            t,
+            "| {name} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            fresh.jobs,
+            r.requests,
+            r.wall_s,
+            r.cpu_s * 1000.0,
+            r.sim_cpu_s * 1000.0,
+            r.s3_cpu_s * 1000.0,
+            r.peak_rss_mib
+        );
+    };
+    row(
+        &mut fresh_table,
+        "jam mirror --once, the first run ever (every job seen for the first time)",
+        &fresh.first_run,
+    );
+    let mut by_wall = fresh.runs.clone();
+    by_wall.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
+    let median = &by_wall[by_wall.len() / 2];
+    row(
+        &mut fresh_table,
+        &format!(
+            "jam mirror --once, a fresh process, nothing changed (median of {})",
+            fresh.runs.len()
+        ),
+        median,
+    );
+    let worst = fresh.runs.iter().map(|r| r.requests).max().unwrap_or(0);
+    targets.push(Target::exactly(
+        &format!(
+            "Jenkins requests of a fresh idle --once, {} jobs (the most any run made)",
+            fresh.jobs
+        ),
+        worst as f64,
+        1.0,
+    ));
+    results.push(json!({
+        "tool": "jam mirror --once (fresh process, idle)", "jobs": fresh.jobs,
+        "requests": median.requests, "requests_max": worst, "median_s": common::round3(median.wall_s),
+        "cpu_s": common::round3(median.cpu_s), "jenkins_sim_cpu_s": common::round3(median.sim_cpu_s),
+        "s3_server_cpu_s": common::round3(median.s3_cpu_s), "peak_rss_mib": common::round3(median.peak_rss_mib),
+        "first_run_s": common::round3(fresh.first_run.wall_s), "first_run_requests": fresh.first_run.requests,
+        "mb_per_s": 0.0, "cpu_s_per_gib": 0.0,
+    }));
+    table.push_str("\nThe first cycle of a fresh process (cron's `jam mirror --once`):\n\n");
+    table.push_str(&fresh_table);
     let report = Report {
         workload: "idle-poll".into(),
         description: format!(
-            "500 and 5,000 jobs in folders three deep (team/group/app), each with one mirrored-or-skipped build, nothing new; jam with backfill = \"none\" and a 1 s poll interval, measured over {cycles} cycles after its first cycle, {} times.",
-            opts.runs
+            "500 and 5,000 jobs in folders three deep (team/group/app), each with one mirrored-or-skipped build, nothing new; jam with backfill = \"none\" and a 1 s poll interval, measured over {cycles} cycles after its first cycle, {} times; and fresh `jam mirror --once` processes over {FRESH_JOBS} such jobs after a first run, {} times.",
+            opts.runs, opts.runs
         ),
         opts: opts.clone(),
         tools: Vec::new(),
         targets,
         notes: vec![
+            "A fresh --once reads each job's index from the store (one GET per job, 32 at once) and asks Jenkins about a job only when the tree query shows a build its index has not settled.".into(),
             "Response bytes are the bodies of the requests jam made, fetched again with curl (in brackets: with Accept-Encoding: gzip, as jam asks; the simulator does not compress).".into(),
             "CPU per GiB does not apply here: nothing moves.".into(),
         ],

@@ -30,6 +30,8 @@ enum Kind {
     CurlSim,
     CurlWeb,
     S5cmd,
+    /// `s5cmd --numworkers N cp`: s5cmd tuned for many small files (small-files only).
+    S5cmdWorkers(u32),
     /// `sha256sum` or `md5sum` over the files: the single-core speed of a digest jam computes.
     Hash(&'static str),
     Aws,
@@ -278,6 +280,17 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
             ),
         ),
     ];
+    if spec.name == "small-files" {
+        tools.push((
+            Kind::S5cmdWorkers(32),
+            ToolResult::new(
+                "s5cmd --numworkers 32 cp",
+                "s5cmd --numworkers 32 cp 'files/*' s3://bucket/prefix/",
+                bytes,
+                count,
+            ),
+        ));
+    }
     let script_runs = if opts.quick { 1 } else { 2 };
     for r in 0..opts.runs {
         for (i, (kind, tool)) in tools.iter_mut().enumerate() {
@@ -326,8 +339,11 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
                     }
                     servers.measure(&mut c, &log, false)
                 }
-                Kind::S5cmd => {
+                Kind::S5cmd | Kind::S5cmdWorkers(_) => {
                     let mut c = s3.s5cmd();
+                    if let Kind::S5cmdWorkers(n) = *kind {
+                        c.args(["--numworkers", &n.to_string()]);
+                    }
                     c.arg("cp")
                         .arg(format!("{}/*", files.display()))
                         .arg(format!("s3://{BUCKET}/{prefix}/"));
@@ -382,17 +398,34 @@ pub fn run(env: &Env, opts: &Opts, spec: &MirrorSpec) -> Report {
             }
         }
     }
+    // What one run asks of Jenkins and of the store, per artifact and per build (counted, not timed).
+    let census = (spec.name == "small-files").then(|| {
+        eprintln!(
+            "bench {}: counting the requests of one more jam run",
+            spec.name
+        );
+        let c = super::census::count(&s3, &sim, "census", "");
+        s3.clear("census");
+        c
+    });
     drop(web);
     drop(sim);
     drop(s3);
     drop(tmp);
-    targets_and_notes(
+    let mut report = targets_and_notes(
         spec,
         opts,
         tools.into_iter().map(|(_, t)| t).collect(),
         script_n,
         arts.len(),
-    )
+    );
+    if let Some(c) = census {
+        report
+            .notes
+            .push(c.markdown(count, spec.builds.len() as u64));
+        report.extra["requests_of_one_run"] = c.json();
+    }
+    report
 }
 
 fn targets_and_notes(
@@ -413,7 +446,7 @@ fn targets_and_notes(
         _,
         _,
         script,
-    ] = &tools[..]
+    ] = &tools[..10]
     else {
         unreachable!("the tools of a mirror workload")
     };
@@ -434,10 +467,16 @@ fn targets_and_notes(
             jam.artifacts_per_s() / script.artifacts_per_s(),
             5.0,
         ));
+        // s5cmd at its best here: the default (256 workers) or tuned for small files, whichever is faster.
+        let best = tools[10..]
+            .iter()
+            .chain([sink])
+            .map(ToolResult::artifacts_per_s)
+            .fold(0.0, f64::max);
         targets.push(Target::at_least(
-            "jam artifacts/s ÷ s5cmd cp",
-            jam.artifacts_per_s() / sink.artifacts_per_s(),
-            0.8,
+            "jam artifacts/s ÷ s5cmd cp tuned (the faster of default and --numworkers 32)",
+            jam.artifacts_per_s() / best,
+            0.95,
         ));
     }
     if spec.name != "small-files" {

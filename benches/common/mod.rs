@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod census;
 pub mod mirror;
 
 use std::{

@@ -157,8 +157,10 @@ pub struct RawMirror {
     pub max_attempts: Option<u32>,
     /// Base delay before a failed build is tried again.
     pub retry_backoff: Option<Dur>,
-    /// Concurrent artifact transfers.
+    /// Concurrent transfers of artifacts larger than one part (or of unknown length).
     pub transfers: Option<usize>,
+    /// Concurrent transfers of artifacts that fit one part.
+    pub small_transfers: Option<usize>,
     /// Multipart part size.
     pub part_size: Option<Size>,
     /// Parts of one artifact uploading at once.

@@ -123,6 +123,28 @@ pub struct Download {
     pub body: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, JenkinsError>> + Send>>,
 }
 
+/// A download's body with the request permit it holds while Jenkins sends: the permit is released when
+/// the body ends or fails, not only when the stream is dropped.
+struct Permitted {
+    body: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, JenkinsError>> + Send>>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Stream for Permitted {
+    type Item = Result<Bytes, JenkinsError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let next = self.body.as_mut().poll_next(cx);
+        if matches!(next, std::task::Poll::Ready(None | Some(Err(_)))) {
+            self.permit = None;
+        }
+        next
+    }
+}
+
 /// Removes credentials and the query string (which carries presigned signatures on redirect targets, and
 /// only the `tree` on API calls) from a URL for messages.
 pub fn redact_url(url: &Url) -> String {
@@ -373,7 +395,10 @@ impl JenkinsClient {
 
     /// Starts an artifact download: follows redirects (without `Authorization` to other hosts), checks the
     /// status, and returns the body as a stream that fails if it ends short of `Content-Length`. The
-    /// returned stream holds one of the controller's request permits until it is dropped.
+    /// returned stream holds one of the controller's request permits while Jenkins sends: until the body
+    /// has ended (or failed), or the stream is dropped. So a small artifact whose bytes have all arrived
+    /// frees its slot toward Jenkins while the store still writes it, and its connection goes back to the
+    /// client's pool for the next request.
     pub async fn download(&self, url: &Url) -> Result<Download, JenkinsError> {
         let (resp, permit) = self.send_with_permit(url, None, &mut 0).await?;
         let content_length = resp
@@ -382,24 +407,24 @@ impl JenkinsClient {
         let final_url = redact_url(resp.url());
         let shown = final_url.clone();
         let mut received = 0u64;
-        let body = resp.bytes_stream().map(move |r| {
-            let _held: &Option<OwnedSemaphorePermit> = &permit;
-            match r {
-                Ok(b) => {
-                    received += b.len() as u64;
-                    Ok(b)
-                }
-                Err(e) => Err(JenkinsError::Transport {
-                    url: shown.clone(),
-                    message: format!("download broke after {received} bytes: {}", describe(&e)),
-                    attempts: 1,
-                }),
+        let body = resp.bytes_stream().map(move |r| match r {
+            Ok(b) => {
+                received += b.len() as u64;
+                Ok(b)
             }
+            Err(e) => Err(JenkinsError::Transport {
+                url: shown.clone(),
+                message: format!("download broke after {received} bytes: {}", describe(&e)),
+                attempts: 1,
+            }),
         });
         Ok(Download {
             content_length,
             url: final_url,
-            body: Box::pin(body),
+            body: Box::pin(Permitted {
+                body: Box::pin(body),
+                permit,
+            }),
         })
     }
 

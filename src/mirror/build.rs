@@ -2,11 +2,15 @@
 //! store concurrently and checked against the build's fingerprints, then the commit.
 
 use std::{
-    sync::{Arc, atomic::Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use futures::{StreamExt, stream::FuturesUnordered};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use crate::{
@@ -38,6 +42,22 @@ const TRANSFER_RETRY: RetryPolicy =
 enum Attempt {
     Retry(BuildError),
     Final(BuildError),
+}
+
+/// One in a gauge while it lives (a transfer in `jam_transfers_in_flight`).
+struct Counted<'a>(&'a AtomicU64);
+
+impl<'a> Counted<'a> {
+    fn new(gauge: &'a AtomicU64) -> Counted<'a> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Counted(gauge)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One build's mirroring, as a task.
@@ -295,15 +315,9 @@ impl BuildTask {
                 }
             }
             attempt += 1;
-            let _permit = tokio::select! {
-                p = self.shared.transfers.clone().acquire_owned() => p.expect("open"),
-                _ = self.cancel.cancelled() => return Err(BuildError::Cancelled),
-            };
             let stats = &self.shared.stats;
-            stats.transfers_in_flight.fetch_add(1, Ordering::Relaxed);
             let began = Instant::now();
             let result = self.upload(&url, path, &obj, md5).await;
-            stats.transfers_in_flight.fetch_sub(1, Ordering::Relaxed);
             match result {
                 Ok(d) => {
                     stats.transfer_seconds.observe(began.elapsed());
@@ -327,8 +341,22 @@ impl BuildTask {
         }
     }
 
+    /// Waits for a transfer slot of `pool`, or for the build's cancellation.
+    async fn slot(&self, pool: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, Attempt> {
+        tokio::select! {
+            p = pool.clone().acquire_owned() => Ok(p.expect("open")),
+            _ = self.cancel.cancelled() => Err(Attempt::Final(BuildError::Cancelled)),
+        }
+    }
+
     /// One attempt: the download from Jenkins, read through a [`VerifiedStream`] (its length, and its MD5
     /// computed for the fingerprint check), written by the store.
+    ///
+    /// The attempt holds a transfer slot throughout. Its size is known only once Jenkins answers, so it
+    /// starts in one of the many small slots (`mirror.small_transfers`), and moves to one of the
+    /// `mirror.transfers` slots when the answer is larger than one part or has no length. Memory is
+    /// bounded by the bytes the write reserves from the shared budget, not by the slots; the slots bound
+    /// connections and, for large artifacts, the streams that share the budget.
     async fn upload(
         &self,
         url: &Url,
@@ -340,12 +368,24 @@ impl BuildTask {
             path: path.to_string(),
             source,
         };
+        let small = self.slot(&self.shared.small_transfers).await?;
+        // In flight from the moment it holds a slot: the wait for Jenkins' answer is part of the transfer.
+        let _counted = Counted::new(&self.shared.stats.transfers_in_flight);
         let dl = match self.client.download(url).await {
             Ok(dl) => dl,
             Err(e) if e.is_not_found() || e.is_unauthorized() => {
                 return Err(Attempt::Final(BuildError::Jenkins(e)));
             }
             Err(e) => return Err(Attempt::Final(transfer(TransferError::Source(e)))),
+        };
+        let fits_one_part = dl
+            .content_length
+            .is_some_and(|l| l <= self.shared.limits.part_size as u64);
+        let _slot = if fits_one_part {
+            small
+        } else {
+            drop(small);
+            self.slot(&self.shared.transfers).await?
         };
         let stats = &self.shared.stats;
         let flight =

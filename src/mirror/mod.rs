@@ -5,9 +5,10 @@
 //! builds awaiting a retry) cost more requests: their build list, then one request per new build.
 //!
 //! **Build.** A build is mirrored by one task: its artifacts are streamed concurrently (bounded by
-//! `transfers` over the whole worker) through the store's artifact write, checked against `Content-Length` and
-//! the build's MD5 fingerprints, then `SHA256SUMS` is written, then the manifest with a conditional create
-//! (the commit marker), then the job's pointers (forward-only compare-and-swap), then the job's index.
+//! `transfers` and `small_transfers` over the whole worker, and by the bytes of `buffer_budget`) through
+//! the store's artifact write, checked against `Content-Length` and the build's MD5 fingerprints, then
+//! `SHA256SUMS` is written, then the manifest with a conditional create (the commit marker), then the
+//! job's pointers (forward-only compare-and-swap), then the job's index.
 //! A build that fails is not committed; it is retried on later cycles with backoff and, after
 //! `max_attempts`, recorded as failed in the job's index.
 //!
@@ -199,7 +200,10 @@ struct Shared {
     /// The writer of the mirror's metadata (manifests, pointers, indexes) in `store`.
     archive: Archive,
     limits: TransferLimits,
+    /// Slots of transfers larger than one part (`mirror.transfers`), and of those that fit one part
+    /// (`mirror.small_transfers`); see `build::Slot`.
     transfers: Arc<Semaphore>,
+    small_transfers: Arc<Semaphore>,
     builds: Arc<Semaphore>,
     stats: Arc<Stats>,
     abort: CancellationToken,
@@ -297,6 +301,7 @@ impl Mirror {
         let shared = Arc::new(Shared {
             journal,
             transfers: Arc::new(Semaphore::new(cfg.transfers)),
+            small_transfers: Arc::new(Semaphore::new(cfg.small_transfers)),
             builds: Arc::new(Semaphore::new(cfg.transfers.max(2))),
             cfg,
             archive: Archive::new(store.clone()),

@@ -435,27 +435,31 @@ impl Mirror {
         let need_index = state.index.is_none();
         inbox.stats.looks.fetch_add(1, Ordering::Relaxed);
         let (shared, client, layout) = (&self.shared, &src.client, &src.layout);
-        let looked = match poll::fetch_job(shared, client, layout, &look.job, need_index).await {
-            Ok(fetched) => {
-                let builds = &fetched.listing.builds;
-                // What the poll's change detection compares: the newest build and the newest finished.
-                let seen = (
-                    builds.iter().map(|b| b.number).max(),
-                    builds
-                        .iter()
-                        .filter(|b| !b.building)
-                        .map(|b| b.number)
-                        .max(),
-                );
-                let listed = look
-                    .number
-                    .is_some_and(|n| builds.iter().any(|b| b.number == n));
-                poll::look_at_job(shared, src, &look.job, fetched, tx, tracker, i)
-                    .await
-                    .map(|started| (started, seen, listed))
-            }
-            Err(e) => Err(e),
-        };
+        let looked =
+            match poll::fetch_job(shared, client, layout, &look.job, (need_index, None)).await {
+                Ok(fetched) => {
+                    let builds = fetched
+                        .listing
+                        .as_ref()
+                        .map_or(&[][..], |l| l.builds.as_slice());
+                    // What the poll's change detection compares: the newest build and the newest finished.
+                    let seen = (
+                        builds.iter().map(|b| b.number).max(),
+                        builds
+                            .iter()
+                            .filter(|b| !b.building)
+                            .map(|b| b.number)
+                            .max(),
+                    );
+                    let listed = look
+                        .number
+                        .is_some_and(|n| builds.iter().any(|b| b.number == n));
+                    poll::look_at_job(shared, src, &look.job, fetched, tx, tracker, i)
+                        .await
+                        .map(|started| (started, seen, listed))
+                }
+                Err(e) => Err(e),
+            };
         match looked {
             Ok((started, seen, listed)) => {
                 let state = src.jobs.get_mut(&look.job).expect("state exists");

@@ -1,5 +1,11 @@
 //! The poll cycle: one change-detection request per controller, then for each job that changed its index
 //! (the first time) and build list, and a build task for every finished build that is not settled yet.
+//!
+//! A fresh process (a `--once` run from cron) has seen no job yet, so every job counts as changed; it
+//! reads each job's index from the store, and asks Jenkins for the job's build list only when the tree
+//! query shows something the index has not settled ([`settled_through`]): a build running, or a build
+//! above the index's floor that is neither mirrored nor given up on nor missed. Over a controller where
+//! nothing changed, such a run costs the one tree query.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -243,7 +249,8 @@ impl Mirror {
             .map(|(path, current, need_index)| {
                 let (shared, client, layout) = (&self.shared, &src.client, &src.layout);
                 async move {
-                    let r = fetch_job(shared, client, layout, &path, need_index).await;
+                    let r =
+                        fetch_job(shared, client, layout, &path, (need_index, Some(current))).await;
                     (path, current, r)
                 }
             })
@@ -347,25 +354,67 @@ const LOOKS_AT_ONCE: usize = 32;
 pub(super) struct Fetched {
     /// `Some` when the index was read: `Some(None)` means the job has none yet (first sight).
     index: Option<Option<JobIndex>>,
-    pub(super) listing: crate::jenkins::model::JobBuilds,
+    /// `None` when the index just read settles the job through its newest build: Jenkins was not asked.
+    pub(super) listing: Option<crate::jenkins::model::JobBuilds>,
 }
 
-/// Reads a changed job's index (when `need_index`) and build list; touches no worker state, so many run
-/// at once.
+/// The newest build and newest finished build of a job, as the tree query shows them.
+type Newest = (Option<u64>, Option<u64>);
+
+/// Reads a changed job's index (when `need_index`) and, unless that index settles the job through the
+/// newest builds the tree query showed (`newest`; `None`, as for a build notice, always asks), its build
+/// list; touches no worker state, so many run at once.
 pub(super) async fn fetch_job(
     shared: &Shared,
     client: &JenkinsClient,
     layout: &Layout,
     job: &JobPath,
-    need_index: bool,
+    (need_index, newest): (bool, Option<Newest>),
 ) -> Result<Fetched, BuildError> {
     let index = if need_index {
         Some(shared.archive.read_index(layout, job).await?)
     } else {
         None
     };
+    if let (Some(ix), Some(newest)) = (&index, newest)
+        && settled_through(ix.as_ref(), newest)
+    {
+        return Ok(Fetched {
+            index,
+            listing: None,
+        });
+    }
     let listing = client.job_builds(job).await?;
-    Ok(Fetched { index, listing })
+    Ok(Fetched {
+        index,
+        listing: Some(listing),
+    })
+}
+
+/// Whether a job needs no look at its build list, judged from the tree query's `(lastBuild,
+/// lastCompletedBuild)` and the job's index alone: the job has no build at all, or none is running (its
+/// newest build is its newest finished one) and every build number above the index's floor up to it is
+/// settled (mirrored, given up on, or missed). A build that failed an attempt and waits for another, one
+/// another worker is mirroring right now, a build that finished out of order below a running one (the
+/// newest build is then not the newest finished, or a number is unsettled): each leaves a number
+/// unsettled, so the job is looked at. So is a job without an index (first sight, unless it has no build)
+/// and a job whose build numbers have gaps the index does not explain, which costs a look but never a
+/// wrong skip.
+fn settled_through(index: Option<&JobIndex>, (last_build, last_completed): Newest) -> bool {
+    let Some(top) = last_build else {
+        return true;
+    };
+    let Some(ix) = index else {
+        return false;
+    };
+    if last_completed != Some(top) {
+        return false;
+    }
+    if top <= ix.floor {
+        return true;
+    }
+    let known = (ix.builds.len() + ix.failed.len() + ix.missed.len()) as u64;
+    top - ix.floor <= known && (ix.floor + 1..=top).all(|n| ix.settled(n))
 }
 
 /// Applies what [`fetch_job`] read about a changed job: sets its index (the first time), pages through
@@ -381,13 +430,21 @@ pub(super) async fn look_at_job(
     source_ix: usize,
 ) -> Result<usize, BuildError> {
     let state = src.jobs.get_mut(job).expect("state exists");
+    let Some(listing) = fetched.listing else {
+        // The index settles the job through its newest build (see `settled_through`): nothing to start.
+        // A job with no build and no index gets the index a first sight of no builds makes (floor 0).
+        state.index = Some(match fetched.index {
+            Some(Some(ix)) => ix,
+            _ => JobIndex::new(job.clone()),
+        });
+        return Ok(0);
+    };
     let mut first_sight = false;
     match fetched.index {
         Some(Some(ix)) => state.index = Some(ix),
         Some(None) => first_sight = state.index.is_none(),
         None => {}
     }
-    let listing = fetched.listing;
     let mut builds = listing.builds;
 
     if first_sight {
@@ -490,4 +547,66 @@ pub(super) async fn look_at_job(
     }
     state.running = running;
     Ok(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::manifest::{BuildSummary, Failure};
+
+    fn index(floor: u64, mirrored: &[u64], failed: &[u64], missed: &[u64]) -> JobIndex {
+        let mut ix = JobIndex::new(JobPath::new(["app"]));
+        ix.floor = floor;
+        for &n in mirrored {
+            let summary = BuildSummary {
+                result: "SUCCESS".into(),
+                timestamp: 1,
+                artifacts: 0,
+                size: 0,
+            };
+            ix.builds.insert(n, summary);
+        }
+        for &n in failed {
+            let failure = Failure {
+                attempts: 5,
+                error: "boom".into(),
+                at: "2024-01-01T00:00:00Z".into(),
+            };
+            ix.failed.insert(n, failure);
+        }
+        ix.missed.extend(missed);
+        ix
+    }
+
+    #[test]
+    fn a_job_is_settled_only_when_every_number_up_to_its_newest_build_is() {
+        let ix = index(2, &[3, 5], &[4], &[6]);
+        assert!(settled_through(Some(&ix), (Some(6), Some(6))));
+        assert!(
+            settled_through(Some(&ix), (Some(2), Some(2))),
+            "at the floor"
+        );
+        assert!(
+            !settled_through(Some(&ix), (Some(7), Some(7))),
+            "a new build"
+        );
+        assert!(
+            !settled_through(Some(&ix), (Some(7), Some(6))),
+            "a running build"
+        );
+        let hole = index(0, &[1, 3], &[], &[]);
+        assert!(
+            !settled_through(Some(&hole), (Some(3), Some(3))),
+            "build 2 waits for another attempt, or finished late"
+        );
+        assert!(
+            !settled_through(None, (Some(1), Some(1))),
+            "first sight of a job with builds"
+        );
+        assert!(
+            settled_through(None, (None, None)),
+            "a job without builds needs no look"
+        );
+        assert!(settled_through(Some(&ix), (None, None)));
+    }
 }

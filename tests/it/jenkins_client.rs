@@ -296,3 +296,29 @@ async fn redirected_downloads_never_carry_the_token() {
         assert_eq!(hop.status, 200);
     }
 }
+
+/// A download holds one of the controller's request slots while Jenkins sends, not after: once its body
+/// has ended, the slot is free for the next request though the stream is still held (as the store still
+/// writes a small artifact whose bytes have all arrived). With one slot, a second download opens while the
+/// first, read to its end, is still alive.
+#[tokio::test]
+async fn a_download_frees_its_request_slot_when_its_body_ends() {
+    let sim = tree();
+    let cfg = config(&sim, "memory://", "");
+    let mut one = cfg.jenkins[0].clone();
+    one.max_requests = 1;
+    let c = JenkinsClient::new(&one).unwrap();
+    let app = JobPath::new(["My Team", "Déploiement", "app (1)+x"]);
+    let url = c.artifact_url(&app, "3", "dist/my app+ü.jar");
+    let mut first = c.download(&url).await.unwrap();
+    let mut got = 0;
+    while let Some(chunk) = first.body.next().await {
+        got += chunk.unwrap().len();
+    }
+    assert_eq!(got, 4000);
+    let second = tokio::time::timeout(Duration::from_secs(10), body(&c, &url))
+        .await
+        .expect("the ended download still held the only request slot");
+    assert_eq!(second.unwrap().len(), 4000);
+    drop(first);
+}

@@ -170,6 +170,103 @@ async fn idle_second_run_downloads_no_artifact(t: Target) {
     t.assert_no_open_uploads();
 }
 
+/// The paths of the requests the simulator logged since it was last cleared, and clears the log.
+fn take_requests(sim: &Sim) -> Vec<String> {
+    let paths = sim.requests().into_iter().map(|r| r.path).collect();
+    sim.clear_requests();
+    paths
+}
+
+/// A fresh `--once` run (cron's) over a controller where nothing changed asks Jenkins only the tree query:
+/// it compares each job's newest builds there with the job's index in the store. A job with something
+/// new is still looked at, and only that job: a new build, a running one (until it finishes), and a build
+/// whose attempt failed and waits for another.
+async fn a_fresh_idle_once_asks_jenkins_only_the_tree_query(t: Target) {
+    let sim = Sim::start(
+        harness::scenario()
+            .with_item(
+                ItemSpec::freestyle("app")
+                    .with_build(build(1, BuildResult::Success, 100))
+                    .with_build(build(2, BuildResult::Failure, 100)),
+            )
+            .with_item(ItemSpec::folder("team").with_job(
+                ItemSpec::freestyle("lib").with_build(build(1, BuildResult::Success, 100)),
+            ))
+            .with_item(ItemSpec::freestyle("empty"))
+            .with_item(ItemSpec::freestyle("tool").with_build(build(1, BuildResult::Success, 100))),
+    );
+    let cfg = t.config(&sim, "");
+    let store = Store::open(&cfg.store).unwrap();
+    let first = mirror_once(&cfg, &store).await;
+    assert!(first.ok() && first.mirrored == 4, "{first:?}");
+    take_requests(&sim);
+
+    let idle = mirror_once(&cfg, &store).await;
+    assert!(idle.ok() && idle.mirrored == 0, "{idle:?}");
+    let asked = take_requests(&sim);
+    assert!(
+        asked.len() == 1 && asked[0].starts_with("/api/json?tree="),
+        "a fresh idle run asks only the tree query: {asked:?}"
+    );
+
+    // A new build on one job is found, and only that job is asked about.
+    sim.add_build("app", build(3, BuildResult::Success, 100))
+        .unwrap();
+    let found = mirror_once(&cfg, &store).await;
+    assert!(found.ok() && found.mirrored == 1, "{found:?}");
+    let asked = take_requests(&sim);
+    assert!(
+        asked[1..].iter().all(|p| p.starts_with("/job/app/")),
+        "only the job with a new build is asked about: {asked:?}"
+    );
+    let app = JobPath::new(["app"]);
+    assert_build_mirrored(&store, &sim, &app, "app", 3).await;
+
+    // A running build: its job is looked at by every fresh run until it finishes, then it is mirrored.
+    sim.add_build(
+        "app",
+        BuildSpec::running(4).with_artifact(ArtifactSpec::sized("a.bin", 10)),
+    )
+    .unwrap();
+    let running = mirror_once(&cfg, &store).await;
+    assert!(running.ok() && running.mirrored == 0, "{running:?}");
+    let asked = take_requests(&sim);
+    assert!(
+        asked.len() == 2 && asked[1].starts_with("/job/app/api/json"),
+        "the job with a running build is looked at: {asked:?}"
+    );
+    sim.finish_build("app", 4, BuildResult::Success).unwrap();
+    assert_eq!(mirror_once(&cfg, &store).await.mirrored, 1);
+    assert_build_mirrored(&store, &sim, &app, "app", 4).await;
+
+    // A build whose attempt failed is not settled (it waits for another attempt): the next fresh run
+    // looks at its job and mirrors it.
+    sim.add_build("tool", build(2, BuildResult::Success, 100))
+        .unwrap();
+    let fault = sim
+        .add_fault(
+            Fault::status(500)
+                .on(RouteKind::Artifact)
+                .path_prefix("/job/tool/2/"),
+        )
+        .unwrap();
+    let failed = mirror_once(&cfg, &store).await;
+    assert!(
+        failed.failed_attempts == 1 && failed.given_up == 0 && failed.mirrored == 0,
+        "{failed:?}"
+    );
+    sim.remove_fault(fault).unwrap();
+    let retried = mirror_once(&cfg, &store).await;
+    assert!(retried.ok() && retried.mirrored == 1, "{retried:?}");
+    assert_build_mirrored(&store, &sim, &JobPath::new(["tool"]), "tool", 2).await;
+
+    take_requests(&sim);
+    assert!(mirror_once(&cfg, &store).await.ok());
+    let asked = take_requests(&sim);
+    assert_eq!(asked.len(), 1, "idle again: {asked:?}");
+    t.assert_no_open_uploads();
+}
+
 async fn out_of_order_completion_mirrors_both_and_pointers_only_move_forward(t: Target) {
     let sim = Sim::start(
         harness::scenario().with_item(
@@ -470,6 +567,7 @@ async fn build_deleted_before_it_was_mirrored_is_recorded_as_missed(t: Target) {
 harness::on_both_stores!(
     backfills_folders_multibranch_and_more_than_100_builds,
     idle_second_run_downloads_no_artifact,
+    a_fresh_idle_once_asks_jenkins_only_the_tree_query,
     out_of_order_completion_mirrors_both_and_pointers_only_move_forward,
     running_worker_picks_up_new_and_late_builds_within_a_cycle,
     corrupted_download_is_retried_and_never_committed_corrupt,
@@ -497,20 +595,27 @@ async fn changed_jobs_are_read_concurrently() {
             .path_regex(r"^/job/j[0-9]+/api/json"),
     )
     .unwrap();
+    slowed_requests_overlap(&sim, "", 40, 40, "build lists").await;
+}
+
+/// One `--once` run into a local directory with `extra` config, over a simulator whose `slowed` requests
+/// carry a latency fault: it must mirror `builds` builds, every slowed request must have been made, and
+/// the run must take less than 4 s (the slowed requests overlap instead of following one another).
+async fn slowed_requests_overlap(sim: &Sim, extra: &str, builds: u64, slowed: usize, what: &str) {
     let t = Target::local();
-    let cfg = t.config(&sim, "");
+    let cfg = t.config(sim, extra);
     let started = std::time::Instant::now();
     let s = mirror_once(&cfg, &t.store).await;
     let took = started.elapsed();
-    assert!(s.ok() && s.mirrored == 40, "{s:?}");
+    assert!(s.ok() && s.mirrored == builds, "{s:?}");
     assert_eq!(
         sim.requests().iter().filter(|r| r.faulted).count(),
-        40,
-        "every build list was slowed"
+        slowed,
+        "every one of the {what} was slowed"
     );
     assert!(
         took < std::time::Duration::from_secs(4),
-        "40 slow build lists took {took:?}"
+        "{slowed} slow {what} took {took:?}"
     );
 }
 
@@ -568,4 +673,19 @@ async fn failed_downloads_are_recorded_with_exact_messages() {
         assert_eq!(downloads, 3, "one attempt budget of three downloads");
         assert!(harness::manifest(&t.store, &job, 1).await.is_none());
     }
+}
+
+/// Artifacts that fit one part run many at once (`small_transfers`), beyond `transfers`, which bounds the
+/// larger ones: with `transfers = 1`, 16 small artifacts whose downloads each take 500 ms are read together
+/// (bounded by `max_requests`, 8), not one after another (8 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_artifacts_transfer_many_at_once() {
+    let mut b = BuildSpec::finished(1, BuildResult::Success);
+    for i in 0..16 {
+        b = b.with_artifact(ArtifactSpec::sized(&format!("out/f{i:02}.bin"), 1000));
+    }
+    let sim = Sim::start(harness::scenario().with_item(ItemSpec::freestyle("app").with_build(b)));
+    sim.add_fault(Fault::latency(std::time::Duration::from_millis(500)).on(RouteKind::Artifact))
+        .unwrap();
+    slowed_requests_overlap(&sim, "[mirror]\ntransfers = 1\n", 1, 16, "small downloads").await;
 }
