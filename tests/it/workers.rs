@@ -56,13 +56,13 @@ fn stall_once(n: u64, ms: Option<u64>) -> Fault {
     .times(1)
 }
 
-/// A simulator with one build whose 40 MiB download stalls once for 1.5 s after 12 MiB (long enough to
+/// A simulator with one build whose 40 MiB download stalls once for 4 s after 12 MiB (long enough to
 /// catch its worker mid-transfer), and the layout of its source.
 fn one_stalling_build() -> (Sim, Layout) {
     let sim = Sim::start(
         harness::scenario().with_item(ItemSpec::freestyle("app").with_build(big(1, 40 << 20))),
     );
-    sim.add_fault(stall_once(1, Some(1500))).unwrap();
+    sim.add_fault(stall_once(1, Some(4000))).unwrap();
     let layout = source(&sim);
     (sim, layout)
 }
