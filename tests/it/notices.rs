@@ -172,10 +172,9 @@ fn scenario() -> jenkins_sim::Scenario {
         .with_item(ItemSpec::folder("team").with_job(ItemSpec::pipeline("pipe")))
 }
 
-/// The Notification plugin (FINALIZED, secret in the URL's user info) and a Pipeline's `post` step
-/// (`Authorization: Bearer`, sent while the build still runs) each get their build committed within
-/// seconds, though the next poll is an hour away; each notice cost a look of one job.
-async fn notices_commit_builds_within_seconds(target: Target) {
+/// The scenario's simulator, a worker `w1` on `target` that polls every hour, and the source's layout,
+/// once the worker's first poll has committed `app #1`.
+async fn worker_after_first_poll(target: &Target) -> (Sim, Worker, Layout) {
     let sim = Sim::start(scenario());
     let w = Worker::start(&sim, &target.env, "w1", "1h").await;
     let layout = layout(&sim);
@@ -187,6 +186,14 @@ async fn notices_commit_builds_within_seconds(target: Target) {
         &w,
     )
     .await;
+    (sim, w, layout)
+}
+
+/// The Notification plugin (FINALIZED, secret in the URL's user info) and a Pipeline's `post` step
+/// (`Authorization: Bearer`, sent while the build still runs) each get their build committed within
+/// seconds, though the next poll is an hour away; each notice cost a look of one job.
+async fn notices_commit_builds_within_seconds(target: Target) {
+    let (sim, w, layout) = worker_after_first_poll(&target).await;
     sim.add_notifier(
         Notifier::plugin(&w.url(&format!("jam:{SECRET}@")))
             .event("finalized")
@@ -254,17 +261,7 @@ async fn notices_commit_builds_within_seconds(target: Target) {
 /// A wrong or missing secret gets 401 and the worker asks Jenkins nothing; a body that is not a notice
 /// gets 400 saying what is wrong; so do other methods (405), unknown jobs (404); every refusal is counted.
 async fn wrong_secrets_and_malformed_notices_are_refused(target: Target) {
-    let sim = Sim::start(scenario());
-    let w = Worker::start(&sim, &target.env, "w1", "1h").await;
-    let layout = layout(&sim);
-    wait_committed(
-        &target.store,
-        &layout,
-        ("app", 1),
-        Duration::from_secs(30),
-        &w,
-    )
-    .await;
+    let (sim, w, layout) = worker_after_first_poll(&target).await;
     // The plugin with the wrong secret, then a curl-like Pipeline notice without one.
     sim.add_notifier(Notifier::plugin(&w.url("jam:not-the-secret@")).event("finalized"))
         .unwrap();
