@@ -228,12 +228,45 @@ stop() {
 # show_log NAME FILE: the end of a service log, for a failure message.
 show_log() {
     printf -- '---- last lines of %s (%s) ----\n' "$1" "$2" >&2
-    # Successful requests in an access log say nothing about a failure.
-    grep -vE '"[A-Z]+ [^"]*" [23][0-9][0-9] ' "$2" | tail -n 40 >&2 || true
+    # Successful requests in an access log say nothing about a failure, nor do the 404s and 412s that
+    # lookups and conditional writes answer by design.
+    grep -vE '"[A-Z]+ [^"]*" ([23][0-9][0-9]|404|412) ' "$2" | tail -n 40 >&2 || true
     printf -- '---- end of %s log ----\n' "$1" >&2
 }
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/jam-test.XXXXXX")
+# --- scratch space --------------------------------------------------------------------------------------------
+# At its peak the suite holds about 4 GiB of scratch data: a 2 GiB artifact mirrored into a local directory,
+# SeaweedFS's volumes (deleted objects' space comes back only when a volume is vacuumed) and the cluster's.
+# SeaweedFS marks every volume read-only when its disk has less than 1% free and then answers each write with
+# 500, so on a nearly full disk S3 tests would fail for no fault of jam's. The scratch space is therefore
+# tmpfs (/dev/shm) when that has room, else ${TMPDIR:-/tmp}; JAM_TEST_SCRATCH names another. Too little room
+# is fatal here, with the numbers, before any test runs. Every test's temporary files go there too (TMPDIR).
+SCRATCH_NEED_MIB=4096
+# room_mib DIR: MiB free in DIR's file system, less the 1% SeaweedFS keeps free.
+room_mib() { df -Pm "$1" 2>/dev/null | awk 'NR == 2 { print $4 - int($2 / 100) }'; }
+SCRATCH=""
+SCRATCH_SEEN=()
+if [[ -n "${JAM_TEST_SCRATCH:-}" ]]; then
+    CANDIDATES=("$JAM_TEST_SCRATCH")
+else
+    CANDIDATES=(/dev/shm "${TMPDIR:-/tmp}")
+fi
+for dir in "${CANDIDATES[@]}"; do
+    [[ -d "$dir" && -w "$dir" ]] || continue
+    room=$(room_mib "$dir")
+    SCRATCH_SEEN+=("$dir: ${room:-?} MiB")
+    if [[ -n "$room" ]] && ((room >= SCRATCH_NEED_MIB)); then
+        SCRATCH=$dir
+        break
+    fi
+done
+[[ -n "$SCRATCH" ]] || die "the tests need about $SCRATCH_NEED_MIB MiB of scratch space and found less" \
+    "(${SCRATCH_SEEN[*]:-no writable directory}, after the 1% SeaweedFS keeps free): free some," \
+    "or set JAM_TEST_SCRATCH to a directory with room"
+echo "scratch space: $SCRATCH (${SCRATCH_SEEN[-1]} usable)"
+TMP=$(mktemp -d "$SCRATCH/jam-test.XXXXXX")
+mkdir -p "$TMP/tmp"
+export TMPDIR="$TMP/tmp"
 SEAWEED_DIR="$TMP/seaweedfs"
 SEAWEED_PIDFILE="$TMP/seaweedfs.pid"
 SEAWEED_LOG="$LOGS/seaweedfs.log"
