@@ -36,7 +36,8 @@
 # Started on 127.0.0.1 at free ports, each with test credentials and an empty bucket, and stopped on exit:
 #   SeaweedFS (`weed mini`: master, volume, filer and S3 at BASE..BASE+4, gRPC at each port + 10000) and moto.
 # Their logs are kept in .cache/logs/ (seaweedfs.log, moto.log); data lives in a temp dir removed on exit
-# (JAM_TEST_KEEP_DATA=1 keeps it).
+# (JAM_TEST_KEEP_DATA=1 keeps it), in the scratch space: /dev/shm when it has 4 GiB to spare, else TMPDIR,
+# or JAM_TEST_SCRATCH; every test's TMPDIR is there too.
 #
 # Exported to the tests (tests/it/support reads them):
 #   JAM_TEST_SEAWEED_ENDPOINT      S3 endpoint of SeaweedFS, http://127.0.0.1:PORT
