@@ -37,7 +37,7 @@
 #   SeaweedFS (`weed mini`: master, volume, filer and S3 at BASE..BASE+4, gRPC at each port + 10000) and moto.
 # Their logs are kept in .cache/logs/ (seaweedfs.log, moto.log); data lives in a temp dir removed on exit
 # (JAM_TEST_KEEP_DATA=1 keeps it), in the scratch space: /dev/shm when it has 4 GiB to spare, else TMPDIR,
-# or JAM_TEST_SCRATCH; every test's TMPDIR is there too.
+# else (as root) a tmpfs mounted for the run, or JAM_TEST_SCRATCH; every test's TMPDIR is there too.
 #
 # Exported to the tests (tests/it/support reads them):
 #   JAM_TEST_SEAWEED_ENDPOINT      S3 endpoint of SeaweedFS, http://127.0.0.1:PORT
@@ -240,8 +240,9 @@ show_log() {
 # SeaweedFS's volumes (deleted objects' space comes back only when a volume is vacuumed) and the cluster's.
 # SeaweedFS marks every volume read-only when its disk has less than 1% free and then answers each write with
 # 500, so on a nearly full disk S3 tests would fail for no fault of jam's. The scratch space is therefore
-# tmpfs (/dev/shm) when that has room, else ${TMPDIR:-/tmp}; JAM_TEST_SCRATCH names another. Too little room
-# is fatal here, with the numbers, before any test runs. Every test's temporary files go there too (TMPDIR).
+# tmpfs (/dev/shm) when that has room, else ${TMPDIR:-/tmp}, else (as root) a tmpfs of its own;
+# JAM_TEST_SCRATCH names another. Too little room is fatal here, with the numbers, before any test runs.
+# Every test's temporary files go there too (TMPDIR).
 SCRATCH_NEED_MIB=4096
 # room_mib DIR: MiB free in DIR's file system, less the 1% SeaweedFS keeps free.
 room_mib() { df -Pm "$1" 2>/dev/null | awk 'NR == 2 { print $4 - int($2 / 100) }'; }
@@ -261,6 +262,18 @@ for dir in "${CANDIDATES[@]}"; do
         break
     fi
 done
+# As root, with no room on disk nor in /dev/shm (a container's is often 64 MiB), a tmpfs of our own, when the
+# memory has room for it; unmounted on exit.
+SCRATCH_MOUNT=""
+mem_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo 2>/dev/null || echo 0)
+if [[ -z "$SCRATCH" && -z "${JAM_TEST_SCRATCH:-}" && $(id -u) == 0 ]] && ((${mem_mib:-0} >= 3 * SCRATCH_NEED_MIB)); then
+    mkdir -p "$CACHE/scratch"
+    if mount -t tmpfs -o "size=$((2 * SCRATCH_NEED_MIB))m,mode=1777" jam-test-scratch "$CACHE/scratch" 2>/dev/null; then
+        SCRATCH_MOUNT="$CACHE/scratch"
+        SCRATCH=$SCRATCH_MOUNT
+        SCRATCH_SEEN+=("$SCRATCH: a tmpfs mounted for this run, $((2 * SCRATCH_NEED_MIB)) MiB")
+    fi
+fi
 [[ -n "$SCRATCH" ]] || die "the tests need about $SCRATCH_NEED_MIB MiB of scratch space and found less" \
     "(${SCRATCH_SEEN[*]:-no writable directory}, after the 1% SeaweedFS keeps free): free some," \
     "or set JAM_TEST_SCRATCH to a directory with room"
@@ -293,10 +306,11 @@ cleanup() {
     for p in "${SEAWEED_PORTS[@]}"; do
         rm -f /tmp/seaweedfs-*-"$p".sock
     done
-    if [[ "${JAM_TEST_KEEP_DATA:-}" == 1 ]]; then
+    if [[ "${JAM_TEST_KEEP_DATA:-}" == 1 && -z "$SCRATCH_MOUNT" ]]; then
         echo "kept test data in $TMP"
     else
         rm -rf "$TMP"
+        [[ -n "$SCRATCH_MOUNT" ]] && umount "$SCRATCH_MOUNT"
     fi
     printf '\ntests/run.sh: %s after %ds\n' "$([[ $rc == 0 ]] && echo passed || echo "FAILED (exit $rc)")" "$((SECONDS - STARTED))"
     exit "$rc"

@@ -298,7 +298,12 @@ fn machine() -> String {
                 .and_then(|k| k.parse::<f64>().ok())
         })
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-    format!("{cores} cores ({cpu}), {mem_gib:.0} GiB RAM, shared with other work")
+    // The load average as the bench starts says how quiet the machine was: these machines are shared.
+    let load = fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
+    format!("{cores} cores ({cpu}), {mem_gib:.0} GiB RAM, load average {load} as the bench started")
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -22,12 +22,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use md5::Md5;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::PollSemaphore;
 
-use super::Digests;
+use super::{Digests, md5::Md5};
 
 /// A stream is hashed in place until it has passed this many bytes (small artifacts never start a thread).
 pub(super) const OFFLOAD_AFTER: u64 = 1 << 20;
@@ -391,7 +390,10 @@ mod tests {
         let d = poll_fn(|cx| h.poll_finish(cx)).await;
         let data = vec![7u8; 5 << 20];
         assert_eq!(d.sha256, hex::encode(Sha256::digest(&data)));
-        assert_eq!(d.md5, Some(hex::encode(Md5::digest(&data))));
+        assert_eq!(
+            d.md5,
+            Some(hex::encode(<md5::Md5 as md5::Digest>::digest(&data)))
+        );
         for t in handles {
             ends_soon(t);
         }

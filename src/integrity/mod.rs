@@ -20,6 +20,7 @@
 mod error;
 pub mod fingerprint;
 mod hash;
+mod md5;
 mod stream;
 
 pub use error::{Check, IntegrityError, Origin, stored_size};
