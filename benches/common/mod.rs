@@ -44,7 +44,7 @@ const PEERS: &[(&str, &str)] = &[
 /// The longest any measured command may run before it is killed.
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(30 * 60);
 
-/// Command-line options every bench takes: `--quick`, `--runs N`, `--perf`, `--readme`.
+/// Command-line options every bench takes: `--quick`, `--runs N`, `--perf`, `--heap`, `--readme`.
 #[derive(Debug, Clone)]
 pub struct Opts {
     /// Smaller workloads and fewer runs, for a few minutes on 2 cores.
@@ -53,6 +53,8 @@ pub struct Opts {
     pub runs: usize,
     /// `--perf`: record jam's first run with `perf record -g` (into `target/jam-bench/<workload>-jam.perf.data`).
     pub perf: bool,
+    /// `--heap`: record jam's first run with `heaptrack` (into `target/jam-bench/<workload>-jam.heaptrack.*`).
+    pub heap: bool,
     /// `--readme`: also put the table into README.md, between the markers of this workload and mode.
     pub readme: bool,
 }
@@ -70,11 +72,13 @@ impl Opts {
             .unwrap_or(if quick { 3 } else { 5 })
             .max(1);
         let perf = args.iter().any(|a| a == "--perf");
+        let heap = args.iter().any(|a| a == "--heap");
         let readme = args.iter().any(|a| a == "--readme");
         Opts {
             quick,
             runs,
             perf,
+            heap,
             readme,
         }
     }
@@ -837,20 +841,32 @@ pub fn mirror_once(c: &mut Command, sim: &SimProc, dir: &Path, fingerprints: boo
     c.args(["--log-format", "json", "mirror", "--once"]);
 }
 
-/// The jam binary as a command; with `--perf` and `record` (jam's first run of a workload), under
-/// `perf record -g` into `target/jam-bench/<name>-jam.perf.data`.
+/// The jam binary as a command. For `record` (jam's first run of a workload): under `perf record -g`
+/// into `target/jam-bench/<name>-jam.perf.data` with `--perf`, under `heaptrack` into
+/// `target/jam-bench/<name>-jam.heaptrack.*` with `--heap` (`heaptrack_print` reads it). Either
+/// recorder adds its own memory and CPU to the run's figures.
 pub fn jam_command(env: &Env, opts: &Opts, record: bool, name: &str) -> Command {
-    if !(opts.perf && record) {
-        return Command::new(&env.jam);
+    if record && opts.perf {
+        let perf_data = env.out.join(format!("{name}-jam.perf.data"));
+        eprintln!("    (recording with perf into {})", perf_data.display());
+        let mut c = Command::new("perf");
+        c.args(["record", "-F", "999", "-g", "-o"])
+            .arg(&perf_data)
+            .arg("--")
+            .arg(&env.jam);
+        return c;
     }
-    let perf_data = env.out.join(format!("{name}-jam.perf.data"));
-    eprintln!("    (recording with perf into {})", perf_data.display());
-    let mut c = Command::new("perf");
-    c.args(["record", "-F", "999", "-g", "-o"])
-        .arg(&perf_data)
-        .arg("--")
-        .arg(&env.jam);
-    c
+    if record && opts.heap {
+        let heap_data = env.out.join(format!("{name}-jam.heaptrack"));
+        eprintln!(
+            "    (recording with heaptrack into {}.*)",
+            heap_data.display()
+        );
+        let mut c = Command::new("heaptrack");
+        c.arg("-o").arg(&heap_data).arg(&env.jam);
+        return c;
+    }
+    Command::new(&env.jam)
 }
 
 /// What one run of one command cost.

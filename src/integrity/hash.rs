@@ -33,7 +33,7 @@ pub(super) const OFFLOAD_AFTER: u64 = 1 << 20;
 /// Bytes sent to a hashing thread at once (fewer, larger messages: about 8,000 per GiB).
 pub(super) const BATCH: usize = 128 << 10;
 /// How far (in bytes) a hashing thread may fall behind the stream.
-pub(super) const BACKLOG: u64 = 1 << 20;
+pub(super) const BACKLOG: u64 = 4 << 20;
 const BACKLOG_KIB: u32 = (BACKLOG / 1024) as u32;
 
 /// The most bytes a verified stream keeps alive after passing them on: what its hashing threads have not

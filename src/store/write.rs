@@ -90,7 +90,7 @@ pub trait Fence: Send + Sync {
 /// verified stream's hashing backlog (`integrity::MAX_HELD`: bytes the write has already sent that a
 /// hashing thread has not hashed yet). The store layer cannot name the integrity layer, so a test above
 /// both (`tests/it/memory.rs`) checks that this covers them.
-pub const SOURCE_HELD: u64 = 2 << 20;
+pub const SOURCE_HELD: u64 = 5 << 20;
 
 /// A byte budget shared by all transfers, counted in KiB.
 #[derive(Clone, Debug)]
@@ -584,8 +584,8 @@ mod tests {
         // One PUT: its length, and as much again (at most SOURCE_HELD) for the source.
         let held = write(Some(MIB), 16, (MIB / 16) as usize).await;
         assert_eq!(held, 2 * MIB);
-        let held = write(Some(4 * MIB), 4, MIB as usize).await;
-        assert_eq!(held, 4 * MIB + SOURCE_HELD);
+        let held = write(Some(5 * MIB), 5, MIB as usize).await;
+        assert_eq!(held, 5 * MIB + SOURCE_HELD);
         // Multipart: the part filling, the parts uploading, and the source.
         let held = write(Some(20 * MIB), 20, MIB as usize).await;
         assert_eq!(held, 3 * 5 * MIB + SOURCE_HELD);
