@@ -32,7 +32,10 @@ use super::{Digests, md5::Md5};
 pub(super) const OFFLOAD_AFTER: u64 = 1 << 20;
 /// Bytes sent to a hashing thread at once (fewer, larger messages: about 8,000 per GiB).
 pub(super) const BATCH: usize = 128 << 10;
-/// How far (in bytes) a hashing thread may fall behind the stream.
+/// How far (in bytes) a hashing thread may fall behind the stream: about 8 ms of MD5, enough that the MD5
+/// thread (the bound of a big artifact into a fast sink) does not run dry while the thread feeding it waits
+/// for a core on a busy 2-core machine (1 MiB did, README "What bounds jam"). The store's write path
+/// reserves it for every transfer (`store::write::SOURCE_HELD`), so it is paid for within the budget.
 pub(super) const BACKLOG: u64 = 4 << 20;
 const BACKLOG_KIB: u32 = (BACKLOG / 1024) as u32;
 
