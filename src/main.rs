@@ -15,8 +15,8 @@ fn main() -> std::process::ExitCode {
 /// whichever runtime thread polls the connection and freed on whichever thread finished the part upload
 /// or the file write. With an arena per thread, each arena grows to its own high-water mark, and small
 /// allocations that land in the holes keep those pages resident. With one arena, the typical bench's peak
-/// RSS fell from 63–65 to 52 MiB, at the same CPU time (README, "What bounds jam"): jam makes a few
-/// thousand allocations a second, far too few for one arena's lock to matter. A library does not set
+/// RSS fell from 63–69 to 52–54 MiB, at the same CPU time (README, "What bounds jam"): jam makes about
+/// ten thousand allocations a second, too few for one arena's lock to matter. A library does not set
 /// process-wide policy, so this lives in the binary, and only where the allocator is glibc's.
 fn one_malloc_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
