@@ -1,7 +1,7 @@
 //! The `jam` binary: sets the process's allocator policy, then hands the command line and the process
 //! environment to the library.
 
-// `mallopt` is a C call; this and `integrity::md5` are jam's only `unsafe` code.
+// `mallopt` is a C call (the workspace lints in Cargo.toml list where `unsafe` is allowed).
 #![allow(unsafe_code)]
 
 fn main() -> std::process::ExitCode {

@@ -4,9 +4,9 @@
 //! times as fast as the pure-Rust `md-5` crate on this project's machines (555 against 430 MB/s on one
 //! core, faster than coreutils' `md5sum` as well). With fingerprints checked, MD5 is the slowest digest
 //! jam computes and so sets the pace of a big artifact whenever the sink is faster (README, "What bounds
-//! jam"). The C interface is three calls on a plain state struct. This module and the binary's one
-//! allocator setting (`src/main.rs`) are jam's only `unsafe` code; the integrity module's tests check
-//! this module's digests against `md-5`'s.
+//! jam"). The C interface is three calls on a plain state struct, so this module allows `unsafe` for
+//! itself (the workspace lints in Cargo.toml list where else it is allowed); its tests check its digests
+//! against `md-5`'s.
 
 #![allow(unsafe_code)]
 
