@@ -5,8 +5,9 @@
 //! same bytes in the same run. `cargo bench --bench big-local [-- --quick] [--runs N] [--perf] [--readme]`.
 //!
 //! Before every measured run (of every tool), the bench writes and deletes as many bytes as the artifact
-//! in the sink's filesystem ([`warm_sink`]), so that each run starts from the same memory state and the
-//! tmpfs is the sink that is not the bound; `dd` into the same directory measures the sink.
+//! in the sink's filesystem ([`warm_sink`]), so that each run starts from the same memory state; `dd` into
+//! the same directory measures what the sink costs in that state. On a VM that hands free memory back to
+//! its hypervisor, a write into memory handed back is not free (README, "What bounds jam").
 
 mod common;
 

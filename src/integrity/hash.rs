@@ -9,10 +9,12 @@
 //! the sum of all. One exception: beside MD5, SHA-256 stays in place when the CPU has SHA instructions.
 //! It then costs less than half of MD5 (about 0.65 against 1.4 s per GiB here), so MD5 still sets the
 //! pace, and in place it hashes bytes that are still in this core's cache and leaves one thread fewer to
-//! share the cores: on two cores that took big-local from 2.0–2.3 to 1.8–1.9 s per GiB. Each thread may fall behind the stream by at most [`BACKLOG`] bytes: a batch is sent
-//! only with permits for its bytes from the thread's semaphore, which the thread returns once it has hashed
-//! the batch, and the stream waits (returns `Pending`, woken when permits return) when there are none. So
-//! what a hashing thread keeps alive after the consumer has let go of it is bounded by [`MAX_HELD`].
+//! share the cores: on two cores that took big-local from 2.0–2.3 to 1.8–1.9 s per GiB.
+//!
+//! Each thread may fall behind the stream by at most [`BACKLOG`] bytes: a batch is sent only with permits
+//! for its bytes from the thread's semaphore, which the thread returns once it has hashed the batch, and
+//! the stream waits (returns `Pending`, woken when permits return) when there are none. So what a hashing
+//! thread keeps alive after the consumer has let go of it is bounded by [`MAX_HELD`].
 //!
 //! A stream dropped before its end (an error, a cancellation) drops the senders: each thread hashes what
 //! it was sent, finds its channel closed and exits.
@@ -127,7 +129,8 @@ enum Mode {
         /// Stays in place: a thread could not be started.
         pinned: bool,
     },
-    /// Each digest on its own thread; `batch` gathers clones of the chunks for the next send.
+    /// The digests on threads of their own (SHA-256 may stay in place beside MD5); `batch` gathers clones
+    /// of the chunks for the next send.
     Offloaded {
         /// SHA-256, when it stays in place beside the MD5 lane.
         sha: Option<Sha256>,
@@ -150,7 +153,7 @@ pub(super) struct Hasher {
 impl Hasher {
     /// A hasher; MD5 costs about twice SHA-256 (aws-lc against SHA-NI), so it runs only when `md5` is set.
     pub(super) fn new(md5: bool) -> Hasher {
-        Hasher::placed(md5, md5 && sha_instructions())
+        Hasher::placed(md5, sha_instructions())
     }
 
     /// A hasher that keeps SHA-256 in place beside an MD5 lane when `sha_in_place` (and `md5`) is set.
