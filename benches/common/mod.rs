@@ -981,7 +981,8 @@ pub struct ToolResult {
     pub runs: Vec<Run>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `v` (0 when it is empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
