@@ -7,9 +7,9 @@
 //! (`Bytes`: reference counts, no copy) in batches of [`BATCH`] bytes. The digests then run on separate
 //! cores, beside the stream's consumer (the upload, the file write): the slowest of them sets the pace, not
 //! the sum of all. One exception: beside MD5, SHA-256 stays in place when the CPU has SHA instructions.
-//! It then costs less than half of MD5 (about 0.65 against 1.4 s per GiB here), so MD5 still sets the
-//! pace, and in place it hashes bytes that are still in this core's cache and leaves one thread fewer to
-//! share the cores: on two cores that took big-local from 2.0–2.3 to 1.8–1.9 s per GiB.
+//! It then costs less than half of MD5 (about 0.65 against 1.4 s per GiB on a 2-core Xeon), so MD5 still
+//! sets the pace, and in place it hashes bytes that are still in this core's cache and leaves one thread
+//! fewer to share the cores: on two cores that took big-local from 2.0–2.3 to 1.8–1.9 s per GiB.
 //!
 //! Each thread may fall behind the stream by at most [`BACKLOG`] bytes: a batch is sent only with permits
 //! for its bytes from the thread's semaphore, which the thread returns once it has hashed the batch, and
@@ -41,6 +41,8 @@ pub(super) const BATCH: usize = 128 << 10;
 /// thread (the bound of a big artifact into a fast sink) does not run dry while the thread feeding it waits
 /// for a core on a busy 2-core machine (1 MiB did, README "What bounds jam"). The store's write path
 /// reserves it for every transfer (`store::write::SOURCE_HELD`), so it is paid for within the budget.
+/// 16 MiB was faster still there (a GiB into tmpfs in 3.2 s instead of 3.8 from cold memory), but one
+/// large transfer would then reserve more than the default `buffer_budget` (32 MiB) holds.
 pub(super) const BACKLOG: u64 = 4 << 20;
 const BACKLOG_KIB: u32 = (BACKLOG / 1024) as u32;
 
